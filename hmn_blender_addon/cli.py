@@ -1,0 +1,51 @@
+"""The command line: ``python -m hmn_blender_addon <command>`` (also installed as ``hmn``).
+
+Each command lives beside the stage it drives and registers itself through a function
+``add_cli(subparsers)`` that adds its sub-parser and sets ``handler(args, progress) -> int``.
+Every command prints a progress bar on a terminal, exits 0 on success and, on failure, prints
+one line ``hmn: error: <input>: <problem>`` and exits 2 (130 when interrupted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import Cancelled, HMNError
+from .progress import Progress, terminal_sink
+
+# Modules (relative to this package) whose ``add_cli`` contributes a command, in help order.
+COMMAND_MODULES: tuple[str, ...] = (".info",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hmn",
+        description="HumanMoveNet: gait video -> 3D body, dynamic spine and low-back-pain metrics.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name, __package__).add_cli(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    progress = Progress(None if args.quiet else terminal_sink(args.command, disable=None))
+    try:
+        return int(args.handler(args, progress) or 0)
+    except Cancelled as err:
+        print(f"\nhmn: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\nhmn: interrupted", file=sys.stderr)
+        return 130
+    except HMNError as err:
+        print(f"\nhmn: error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,24 @@
+"""Shared test setup: a project-local cache and the path of the read-only shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# anny's one-time cache (about 790 MB) and the stage caches live in the repo's ignored .cache/
+os.environ.setdefault("HMN_CACHE_DIR", str(REPO_ROOT / ".cache"))
+os.environ.setdefault("ANNY_CACHE_DIR", str(Path(os.environ["HMN_CACHE_DIR"]) / "anny"))
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+SHARED_DATA = Path(os.environ.get("HMN_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (read-only: never write below it)."""
+    if not SHARED_DATA.is_dir():
+        raise FileNotFoundError(f"{SHARED_DATA}: the shared data folder is missing")
+    return SHARED_DATA
