@@ -1,0 +1,430 @@
+"""2D/3D keypoints of the walking subject: MediaPipe Pose over the frame stream.
+
+MediaPipe Pose (0.10.21, ``model_complexity=1``: the model shipped in the wheel; complexity 2
+downloads at run time) tracks one person. Clips have bystanders, so this stage follows several
+people and picks the walker afterwards:
+
+- every tracked person has their own MediaPipe tracker, fed the frame with the other tracked
+  people's boxes blanked out (their own box kept), so a tracker cannot drift onto someone else;
+- every ``PROBE_INTERVAL_S`` (every frame while nobody is tracked) a spare tracker looks at the
+  frame with all tracked people blanked out; a person it finds starts a new track;
+- a track ends when its person is lost, or splits when the hip centre jumps or the torso
+  changes size more than a walking person can between frames (MediaPipe switched person);
+- afterwards, track fragments whose ends agree in time, position and size are chained, and the
+  subject is the chain with the largest ``frames x (1 + progression)``, where progression is how
+  far its hip centre travels, in torso lengths (plus scale change, for walks toward the camera).
+
+Frames without the subject are marked; gaps of at most ``MAX_BRIDGE_S`` between two detections
+are bridged by linear interpolation and flagged. The person mask is kept per frame as a
+``MASK_SHAPE`` binary crop of the person's box, bit-packed (576 bytes a frame).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .cache import load_stage, save_stage, stage_key, video_hash
+from .errors import HMNError
+from .progress import Progress
+from .video import Frame, VideoInfo, iter_frames, probe_video
+
+KEYPOINTS_VERSION = 1  # bump when the output of this stage changes (invalidates cached entries)
+NUM_LANDMARKS = 33
+MODEL_COMPLEXITY = 1
+DEFAULT_MAX_SIDE = 960
+MASK_SHAPE = (96, 48)  # (rows, cols) of the stored person-box mask
+PROBE_INTERVAL_S = 0.33
+MAX_TRACKS = 3  # people followed at once: bounds the cost at MAX_TRACKS MediaPipe calls a frame
+BOX_MARGIN = 0.15  # person box = landmarks' extent enlarged by this fraction on each side
+BLANK_VALUE = 128
+DUPLICATE_IOU = 0.5  # two trackers on one person: the younger is dropped
+PROBE_MAX_IOU = 0.3  # a probe's find overlapping a tracked person is not a new person
+JUMP_TORSO_PER_S = 15.0  # hip speed, in torso lengths per second, above which the tracker switched person
+MIN_JUMP_TORSO = 0.5
+MAX_SCALE_RATIO = 1.5  # torso length ratio between frames (and across a chained gap)
+CHAIN_MAX_GAP_S = 1.0
+CHAIN_TOLERANCE_TORSO = 0.75  # position tolerance at a chained gap, plus 2 torso lengths per second
+MAX_BRIDGE_S = 0.34  # time between the detections around a gap that is bridged (10 frames at 30 fps)
+PROGRESS_EVERY = 10  # frames between progress reports (and cancellation checks)
+_HIPS, _SHOULDERS = (23, 24), (11, 12)
+
+
+@dataclass
+class Keypoints:
+    """The walking subject's MediaPipe landmarks over a clip of T frames.
+
+    - ``landmarks_px`` (T, 33, 3) float32: x, y in upright full-resolution pixels; z MediaPipe's
+      relative depth (hip centre = 0, smaller = nearer), scaled like x (pixels).
+    - ``visibility`` (T, 33) float32 in [0, 1].
+    - ``world_m`` (T, 33, 3) float32: MediaPipe world landmarks, metres, origin at the hip
+      centre, axes as the image (x right, y down, z away from the camera).
+    - ``detected`` (T,) bool: MediaPipe found the subject; ``interpolated`` (T,) bool: a short gap
+      bridged by interpolation; landmark arrays are NaN where neither.
+    - ``times_s`` (T,) float64: the frames' container timestamps.
+    - ``mask_boxes_px`` (T, 4) float32: person box x0, y0, x1, y1 (full-resolution pixels, NaN
+      without subject); ``masks_packed`` (T, rows*cols/8) uint8: ``np.packbits`` of the
+      ``MASK_SHAPE`` binary person mask resampled to that box.
+    - ``width``, ``height`` (px), ``fps``: the clip's upright size and nominal frame rate.
+    """
+
+    landmarks_px: np.ndarray
+    visibility: np.ndarray
+    world_m: np.ndarray
+    detected: np.ndarray
+    interpolated: np.ndarray
+    times_s: np.ndarray
+    mask_boxes_px: np.ndarray
+    masks_packed: np.ndarray
+    width: int
+    height: int
+    fps: float
+
+    @property
+    def present(self) -> np.ndarray:
+        """(T,) bool: landmarks available (detected or bridged)."""
+        return self.detected | self.interpolated
+
+    def person_mask(self, frame: int) -> np.ndarray:
+        """(height, width) bool person mask of one frame at full resolution (all False without subject)."""
+        full = np.zeros((self.height, self.width), dtype=bool)
+        box = self.mask_boxes_px[frame]
+        if not np.isfinite(box).all():
+            return full
+        x0, y0 = np.floor(box[:2]).astype(int)
+        x1, y1 = np.ceil(box[2:]).astype(int)
+        if x1 <= x0 or y1 <= y0:
+            return full
+        crop = np.unpackbits(self.masks_packed[frame])[: MASK_SHAPE[0] * MASK_SHAPE[1]].reshape(MASK_SHAPE)
+        resized = cv2.resize(crop, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST).astype(bool)
+        full[max(y0, 0) : y1, max(x0, 0) : x1] = resized[max(-y0, 0) :, max(-x0, 0) :][
+            : self.height - max(y0, 0), : self.width - max(x0, 0)
+        ]
+        return full
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Keypoints:
+        values = {f.name: arrays[f.name] for f in fields(cls)}
+        values.update(width=int(values["width"]), height=int(values["height"]), fps=float(values["fps"]))
+        return cls(**values)
+
+
+def hip_centre(xy: np.ndarray) -> np.ndarray:
+    """(..., 33, 2+) landmarks -> (..., 2) midpoint of the hips."""
+    return xy[..., _HIPS, :2].mean(axis=-2)
+
+
+def torso_length(xy: np.ndarray) -> np.ndarray:
+    """(..., 33, 2+) landmarks -> (...) distance from the hip midpoint to the shoulder midpoint."""
+    return np.linalg.norm(xy[..., _SHOULDERS, :2].mean(axis=-2) - hip_centre(xy), axis=-1)
+
+
+@dataclass
+class _Observation:
+    """One MediaPipe result: landmarks normalised (33, 4: x, y, z, visibility), world (33, 3),
+    box in detection-image pixels (x0, y0, x1, y1, int), the packed box mask."""
+
+    index: int
+    time_s: float
+    landmarks: np.ndarray
+    world: np.ndarray
+    box: np.ndarray
+    mask: np.ndarray
+    scale: float
+    hip_px: np.ndarray
+    torso_px: float
+
+
+class _Track:
+    """One person followed by one MediaPipe tracker (the tracker moves on when the track ends)."""
+
+    def __init__(self, pose, first: _Observation) -> None:
+        self.pose = pose
+        self.observations = [first]
+
+    @property
+    def last(self) -> _Observation:
+        return self.observations[-1]
+
+    def switched_person(self, new: _Observation) -> bool:
+        """True when ``new`` cannot be the same person as the previous frame's observation."""
+        last = self.last
+        torso = max(last.torso_px, 1.0)
+        allowed = max(MIN_JUMP_TORSO, JUMP_TORSO_PER_S * (new.time_s - last.time_s)) * torso
+        ratio = max(new.torso_px, 1.0) / torso
+        return bool(
+            np.linalg.norm(new.hip_px - last.hip_px) > allowed
+            or not 1 / MAX_SCALE_RATIO <= ratio <= MAX_SCALE_RATIO
+        )
+
+
+def _new_pose():
+    import mediapipe as mp  # heavy import, only when keypoints are computed
+
+    return mp.solutions.pose.Pose(
+        static_image_mode=False, model_complexity=MODEL_COMPLEXITY, enable_segmentation=True
+    )
+
+
+def _observe(result, frame: Frame) -> _Observation:
+    height, width = frame.image.shape[:2]
+    landmarks = np.array(
+        [(p.x, p.y, p.z, p.visibility) for p in result.pose_landmarks.landmark], dtype=np.float32
+    )
+    world = np.array([(p.x, p.y, p.z) for p in result.pose_world_landmarks.landmark], dtype=np.float32)
+    xy_px = landmarks[:, :2] * (width, height)
+    low, high = xy_px.min(axis=0), xy_px.max(axis=0)
+    margin = (high - low) * BOX_MARGIN
+    box = np.concatenate([np.floor(low - margin), np.ceil(high + margin)]).astype(int)
+    box = np.clip(box, 0, [width, height, width, height])
+    x0, y0, x1, y1 = box
+    crop = result.segmentation_mask[y0:y1, x0:x1] if x1 > x0 and y1 > y0 else np.zeros((1, 1), np.float32)
+    small = cv2.resize(crop, MASK_SHAPE[::-1], interpolation=cv2.INTER_AREA) > 0.5
+    return _Observation(
+        frame.index,
+        frame.time_s,
+        landmarks,
+        world,
+        box,
+        np.packbits(small.ravel()),
+        frame.scale,
+        hip_centre(xy_px),
+        float(torso_length(xy_px)),
+    )
+
+
+def _blanked(image: np.ndarray, boxes: Sequence[np.ndarray], keep: np.ndarray | None) -> np.ndarray:
+    """``image`` with ``boxes`` filled grey, except the region ``keep`` (the tracked person's own box)."""
+    if not boxes:
+        return image
+    out = image.copy()
+    for x0, y0, x1, y1 in boxes:
+        out[y0:y1, x0:x1] = BLANK_VALUE
+    if keep is not None:
+        x0, y0, x1, y1 = keep
+        out[y0:y1, x0:x1] = image[y0:y1, x0:x1]
+    return out
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(width, 0) * max(height, 0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _track_people(
+    info: VideoInfo, max_side: int | None, progress: Progress
+) -> tuple[list[_Track], np.ndarray]:
+    """Run the trackers over the stream; returns every track and the frames' timestamps (T,)."""
+    tracks: list[_Track] = []
+    active: list[_Track] = []
+    spare = None
+    times: list[float] = []
+    probe_every = max(1, round(PROBE_INTERVAL_S * info.fps))
+    try:
+        for frame in iter_frames(info.path, max_side, info):
+            times.append(frame.time_s)
+            for track in list(active):
+                others = [t.last.box for t in active if t is not track]
+                result = track.pose.process(_blanked(frame.image, others, keep=track.last.box))
+                if result.pose_landmarks is None:
+                    active.remove(track)
+                    track.pose.close()
+                    continue
+                observation = _observe(result, frame)
+                if track.switched_person(observation):
+                    active.remove(track)
+                    successor = _Track(track.pose, observation)
+                    active.append(successor)
+                    tracks.append(successor)
+                else:
+                    track.observations.append(observation)
+            for older, younger in [(a, b) for i, a in enumerate(active) for b in active[i + 1 :]]:
+                if younger in active and _iou(older.last.box, younger.last.box) > DUPLICATE_IOU:
+                    active.remove(younger)
+                    younger.pose.close()
+            if not active or (frame.index % probe_every == 0 and len(active) < MAX_TRACKS):
+                spare = spare or _new_pose()
+                result = spare.process(_blanked(frame.image, [t.last.box for t in active], keep=None))
+                if result.pose_landmarks is not None:
+                    observation = _observe(result, frame)
+                    if all(_iou(observation.box, t.last.box) < PROBE_MAX_IOU for t in active):
+                        active.append(_Track(spare, observation))
+                        tracks.append(active[-1])
+                    else:
+                        spare.close()
+                    spare = None
+            if frame.index % PROGRESS_EVERY == 0:
+                progress(frame.index / max(info.frames, 1), f"frame {frame.index} of {info.frames}")
+    finally:
+        for track in active:
+            track.pose.close()
+        if spare is not None:
+            spare.close()
+    return tracks, np.asarray(times, dtype=np.float64)
+
+
+def _track_summary(track: _Track) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hip centres (n, 2) and torso lengths (n,) in full-resolution px, times (n,) of a track."""
+    hips = np.array([o.hip_px * o.scale for o in track.observations])
+    torsos = np.array([o.torso_px * o.scale for o in track.observations])
+    times = np.array([o.time_s for o in track.observations])
+    return hips, torsos, times
+
+
+def _continues(chain: list[_Track], track: _Track) -> float | None:
+    """How far (in tolerances) ``track`` starts from where ``chain``'s end predicts; None if too far."""
+    hips, torsos, times = _track_summary(chain[-1])
+    new_hips, new_torsos, new_times = _track_summary(track)
+    gap = new_times[0] - times[-1]
+    if not 0 < gap <= CHAIN_MAX_GAP_S:
+        return None
+    recent = slice(max(len(times) - 5, 0), None)
+    span = times[recent][-1] - times[recent][0]
+    velocity = (hips[recent][-1] - hips[recent][0]) / span if span > 0 else np.zeros(2)
+    predicted = hips[-1] + velocity * gap
+    torso = np.median(torsos[recent])
+    tolerance = torso * (CHAIN_TOLERANCE_TORSO + 2.0 * gap)
+    ratio = new_torsos[0] / max(torso, 1.0)
+    distance = np.linalg.norm(new_hips[0] - predicted) / tolerance
+    return distance if distance <= 1.0 and 1 / MAX_SCALE_RATIO <= ratio <= MAX_SCALE_RATIO else None
+
+
+def _chains(tracks: list[_Track]) -> list[list[_Track]]:
+    """Fragments of one person's track joined across short gaps (each track joins the closest chain)."""
+    chains: list[list[_Track]] = []
+    for track in sorted(tracks, key=lambda t: t.observations[0].index):
+        options = [(d, c) for c in chains if (d := _continues(c, track)) is not None]
+        if options:
+            min(options, key=lambda option: option[0])[1].append(track)
+        else:
+            chains.append([track])
+    return chains
+
+
+def _walking_score(chain: list[_Track]) -> float:
+    """frames x (1 + progression): progression = hip travel and log scale change, in torso lengths."""
+    hips, torsos, _ = (np.concatenate(parts) for parts in zip(*map(_track_summary, chain), strict=True))
+    torso = max(float(np.median(torsos)), 1.0)
+    travel = np.linalg.norm(hips[-1] - hips[0]) / torso
+    approach = abs(np.log(max(torsos[-1], 1.0) / max(torsos[0], 1.0)))
+    return len(hips) * (1.0 + travel + approach)
+
+
+def _subject_arrays(chain: list[_Track], times: np.ndarray, info: VideoInfo) -> Keypoints:
+    count = len(times)
+    landmarks = np.full((count, NUM_LANDMARKS, 3), np.nan, np.float32)
+    visibility = np.full((count, NUM_LANDMARKS), np.nan, np.float32)
+    world = np.full((count, NUM_LANDMARKS, 3), np.nan, np.float32)
+    boxes = np.full((count, 4), np.nan, np.float32)
+    masks = np.zeros((count, MASK_SHAPE[0] * MASK_SHAPE[1] // 8), np.uint8)
+    observations = [o for track in chain for o in track.observations]
+    index = np.array([o.index for o in observations], dtype=int)
+    normalised = np.stack([o.landmarks for o in observations])
+    landmarks[index] = normalised[..., :3] * np.array([info.width, info.height, info.width], np.float32)
+    visibility[index] = normalised[..., 3]
+    world[index] = np.stack([o.world for o in observations])
+    boxes[index] = np.stack([o.box * o.scale for o in observations])
+    masks[index] = np.stack([o.mask for o in observations])
+    detected = np.zeros(count, dtype=bool)
+    detected[index] = True
+    keypoints = Keypoints(
+        landmarks,
+        visibility,
+        world,
+        detected,
+        np.zeros(count, dtype=bool),
+        times,
+        boxes,
+        masks,
+        info.width,
+        info.height,
+        info.fps,
+    )
+    return bridge_gaps(keypoints)
+
+
+def bridge_gaps(keypoints: Keypoints, max_gap_s: float = MAX_BRIDGE_S) -> Keypoints:
+    """Fill runs of undetected frames whose surrounding detections are at most ``max_gap_s``
+    apart: landmarks, visibility, world landmarks and mask box interpolated linearly in time,
+    the mask copied from the nearer detection; such frames get ``interpolated = True``."""
+    found = np.flatnonzero(keypoints.detected)
+    missing = np.flatnonzero(~keypoints.detected)
+    after = np.searchsorted(found, missing)
+    inside = (after > 0) & (after < len(found))
+    missing, after = missing[inside], after[inside]
+    before_frame, after_frame = found[after - 1], found[after]
+    times = keypoints.times_s
+    short = times[after_frame] - times[before_frame] <= max_gap_s + 1e-9
+    missing, before_frame, after_frame = missing[short], before_frame[short], after_frame[short]
+    weight = (times[missing] - times[before_frame]) / (times[after_frame] - times[before_frame])
+    for array in (keypoints.landmarks_px, keypoints.visibility, keypoints.world_m, keypoints.mask_boxes_px):
+        w = weight.reshape((-1,) + (1,) * (array.ndim - 1)).astype(array.dtype)
+        array[missing] = (1 - w) * array[before_frame] + w * array[after_frame]
+    nearer = np.where(weight <= 0.5, before_frame, after_frame)
+    keypoints.masks_packed[missing] = keypoints.masks_packed[nearer]
+    keypoints.interpolated[missing] = True
+    return keypoints
+
+
+def track_subject(
+    info: VideoInfo, max_side: int | None = DEFAULT_MAX_SIDE, progress: Progress | None = None
+) -> Keypoints:
+    """MediaPipe Pose over the clip and the walking subject selected (no cache: :func:`extract_keypoints`)."""
+    progress = progress or Progress()
+    tracks, times = _track_people(info, max_side, progress)
+    count = len(times)
+    chains = _chains(tracks)
+    subject = max(chains, key=_walking_score) if chains else []
+    found = sum(len(t.observations) for t in subject)
+    if found * 2 < count:
+        raise HMNError(
+            info.path, f"no walking person found in {count - found} of {count} frames (more than half)"
+        )
+    progress(1.0, f"subject in {found} of {count} frames")
+    return _subject_arrays(subject, times, info)
+
+
+def keypoints_settings(max_side: int | None) -> dict:
+    """Everything that changes this stage's output, for the cache key."""
+    import mediapipe as mp
+
+    return {
+        "version": KEYPOINTS_VERSION,
+        "mediapipe": mp.__version__,
+        "model_complexity": MODEL_COMPLEXITY,
+        "max_side": max_side,
+    }
+
+
+def extract_keypoints(
+    path: str | os.PathLike,
+    max_side: int | None = DEFAULT_MAX_SIDE,
+    progress: Progress | None = None,
+    use_cache: bool = True,
+) -> Keypoints:
+    """The walking subject's keypoints of the clip at ``path``, from the stage cache when present.
+
+    Raises HMNError naming the file for a bad clip (see :func:`probe_video`) or when the subject
+    is missing in more than half of the frames; nothing is cached then.
+    """
+    path = Path(path)
+    info = probe_video(path)
+    key = stage_key("keypoints", video_hash(path), keypoints_settings(max_side)) if use_cache else ""
+    cached = load_stage("keypoints", key) if use_cache else None
+    if cached is not None:
+        return Keypoints.from_arrays(cached)
+    keypoints = track_subject(info, max_side, progress)
+    if use_cache:
+        save_stage("keypoints", key, keypoints.to_arrays())
+    return keypoints

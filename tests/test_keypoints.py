@@ -1,0 +1,189 @@
+"""Keypoints: MediaPipe on clips with known motion, gaps, a bystander, errors, cache, and the real clip.
+
+Synthetic clips paste a real walker (cut from the Sports2D frame in ../shared/data/images) on a
+plain canvas at known positions, so the truth is the paste offset of each frame.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from test_video import write_clip
+
+from hmn_blender_addon.cache import stage_path
+from hmn_blender_addon.errors import Cancelled, HMNError
+from hmn_blender_addon.keypoints import extract_keypoints, hip_centre, torso_length
+from hmn_blender_addon.progress import Progress
+
+CANVAS = (640, 360)  # width, height
+FPS = 20.0
+SPEED_PX = 5  # walker's paste offset moves this many pixels a frame
+
+
+@pytest.fixture(scope="session")
+def sprite(shared_data) -> np.ndarray:
+    """The Sports2D walker (BGR), 156 x 312 px."""
+    frame = cv2.imread(str(shared_data / "images" / "sports2d_demo_frame135.jpg"))
+    return cv2.resize(frame[470:990, 560:820], (156, 312), interpolation=cv2.INTER_AREA)
+
+
+def walker_x(index: int) -> int:
+    return 60 + SPEED_PX * index
+
+
+def sprite_clip(
+    path: Path, sprite: np.ndarray, frames: int, absent=(), bystander_x: int | None = None
+) -> Path:
+    """The walker pasted at (walker_x(i), 30) except in frames ``absent``; optionally a still
+    bystander (the same sprite, mirrored) at ``bystander_x``, behind the walker."""
+    height, width = sprite.shape[:2]
+
+    def make_frame(index: int, canvas_width: int, canvas_height: int) -> np.ndarray:
+        frame = np.full((canvas_height, canvas_width, 3), (120, 150, 140), np.uint8)
+        if bystander_x is not None:
+            frame[40 : 40 + height, bystander_x : bystander_x + width] = sprite[:, ::-1]
+        if index not in absent:
+            x = walker_x(index)
+            frame[30 : 30 + height, x : x + width] = sprite
+        return frame
+
+    return write_clip(path, frames, FPS, CANVAS, make_frame)
+
+
+def hip_offsets(keypoints) -> np.ndarray:
+    """Subject's hip centre x minus the walker's paste x, per frame (NaN without subject)."""
+    return hip_centre(keypoints.landmarks_px)[:, 0] - np.array(
+        [walker_x(i) for i in range(len(keypoints.times_s))]
+    )
+
+
+@pytest.fixture(scope="module")
+def walk(tmp_path_factory, sprite):
+    path = sprite_clip(tmp_path_factory.mktemp("kp") / "walk.mp4", sprite, frames=40)
+    return path, extract_keypoints(path, max_side=None, use_cache=False)
+
+
+def test_follows_a_walker_at_known_speed(walk):
+    _, keypoints = walk
+    assert keypoints.detected.all() and not keypoints.interpolated.any()
+    assert keypoints.landmarks_px.shape == (40, 33, 3) and keypoints.world_m.shape == (40, 33, 3)
+    np.testing.assert_allclose(keypoints.times_s, np.arange(40) / FPS, atol=1e-6)
+    offsets = hip_offsets(keypoints)
+    assert np.ptp(offsets) < 8.0  # the hips move with the paste offset, 200 px in all
+    assert 40 < np.median(offsets) < 120  # and sit inside the 156 px wide walker
+    torso = torso_length(keypoints.landmarks_px)
+    assert 60 < np.median(torso) < 110 and np.ptp(torso) < 15
+    # world landmarks in metres around the hip centre: a torso of about half a metre
+    world_torso = torso_length(keypoints.world_m)
+    assert 0.35 < np.median(world_torso) < 0.7
+    assert np.abs(hip_centre(keypoints.world_m)).max() < 0.05
+
+
+def test_downscaled_detection_keeps_full_resolution_coordinates(walk):
+    path, full = walk
+    small = extract_keypoints(path, max_side=320, use_cache=False)
+    assert small.detected.all() and (small.width, small.height) == CANVAS
+    difference = np.abs(small.landmarks_px[..., :2] - full.landmarks_px[..., :2])
+    major = [11, 12, 23, 24, 25, 26, 27, 28]  # shoulders, hips, knees, ankles
+    assert np.median(difference[:, major]) < 4.0
+
+
+def test_person_mask_covers_the_walker(walk):
+    _, keypoints = walk
+    mask = keypoints.person_mask(10)
+    assert mask.shape == (CANVAS[1], CANVAS[0])
+    inside = np.zeros_like(mask)
+    inside[30 : 30 + 312, walker_x(10) : walker_x(10) + 156] = True
+    assert mask.sum() > 0.2 * inside.sum()  # a body, not a speck
+    assert (mask & inside).sum() > 0.97 * mask.sum()  # and on the walker
+    assert keypoints.masks_packed.nbytes == 40 * 576  # compressed: 576 bytes a frame
+
+
+def test_short_gaps_are_bridged_long_ones_marked(tmp_path, sprite):
+    absent = {20, 21, 22, *range(30, 39)}  # 0.2 s between detections (bridged), then 0.5 s (not)
+    path = sprite_clip(tmp_path / "gaps.mp4", sprite, frames=50, absent=absent)
+    keypoints = extract_keypoints(path, max_side=None, use_cache=False)
+    np.testing.assert_array_equal(np.flatnonzero(~keypoints.detected), sorted(absent))
+    np.testing.assert_array_equal(np.flatnonzero(keypoints.interpolated), [20, 21, 22])
+    np.testing.assert_array_equal(keypoints.present, ~np.isin(np.arange(50), list(range(30, 39))))
+    assert np.isnan(keypoints.landmarks_px[30:39]).all()
+    hips = hip_centre(keypoints.landmarks_px)
+    np.testing.assert_allclose(hips[21], (hips[19] + hips[23]) / 2, atol=1e-3)  # linear in time
+    assert np.ptp(hip_offsets(keypoints)[keypoints.present]) < 8.0
+
+
+def test_walker_is_kept_when_passing_a_bystander(tmp_path, sprite):
+    # the bystander stands still at x 300..456 from the start, so MediaPipe locks on him first; the
+    # walker enters at frame 10 and crosses in front of him (frames 17 to 79)
+    path = sprite_clip(tmp_path / "crowd.mp4", sprite, frames=80, absent=range(10), bystander_x=300)
+    keypoints = extract_keypoints(path, max_side=None, use_cache=False)
+    assert not keypoints.present[:10].any() and keypoints.present[18:].all()
+    offsets = hip_offsets(keypoints)[keypoints.detected]
+    assert np.all(np.abs(offsets - np.median(offsets)) < 20.0)  # never on the bystander
+
+
+def test_no_person_in_most_frames_is_an_error_and_caches_nothing(tmp_path, sprite, monkeypatch):
+    monkeypatch.setenv("HMN_CACHE_DIR", str(tmp_path / "cache"))
+    path = sprite_clip(tmp_path / "empty_scene.mp4", sprite, frames=30, absent=set(range(12, 30)))
+    with pytest.raises(HMNError) as raised:
+        extract_keypoints(path, max_side=None)
+    assert str(raised.value) == f"{path}: no walking person found in 18 of 30 frames (more than half)"
+    assert not (tmp_path / "cache" / "stages").exists()
+
+
+def test_progress_cancellation_and_cache(tmp_path, sprite, monkeypatch):
+    monkeypatch.setenv("HMN_CACHE_DIR", str(tmp_path / "cache"))
+    path = sprite_clip(tmp_path / "walk.mp4", sprite, frames=25)
+    reports = []
+    progress = Progress(lambda fraction, message: reports.append(fraction))
+    progress.cancel()
+    with pytest.raises(Cancelled):
+        extract_keypoints(path, max_side=None, progress=progress)
+    assert not (tmp_path / "cache" / "stages").exists()
+
+    reports.clear()
+    first = extract_keypoints(path, max_side=None, progress=Progress(lambda f, m: reports.append(f)))
+    assert len(reports) >= 3 and reports == sorted(reports) and reports[-1] == 1.0
+    entries = list((tmp_path / "cache" / "stages" / "keypoints").glob("*.npz"))
+    assert len(entries) == 1
+    started = time.perf_counter()
+    again = extract_keypoints(path, max_side=None)
+    assert time.perf_counter() - started < 1.0  # from the cache, no MediaPipe
+    for name, array in first.to_arrays().items():
+        np.testing.assert_array_equal(getattr(again, name), array)
+    entries[0].write_bytes(b"corrupt")
+    rebuilt = extract_keypoints(path, max_side=None)
+    np.testing.assert_allclose(rebuilt.landmarks_px, first.landmarks_px, atol=1e-4)
+    assert stage_path("keypoints", entries[0].stem).stat().st_size > 1000
+
+
+@pytest.fixture(scope="session")
+def sports2d(shared_data):
+    """Keypoints of the real Sports2D clip (computed once a session) and seconds per frame."""
+    started = time.perf_counter()
+    keypoints = extract_keypoints(shared_data / "video" / "sports2d_demo" / "demo.mp4", use_cache=False)
+    return keypoints, (time.perf_counter() - started) / len(keypoints.times_s)
+
+
+def test_real_clip_subject_is_the_walker_not_the_background_person(sports2d):
+    keypoints, seconds_per_frame = sports2d
+    print(
+        f"\nSports2D keypoints: {seconds_per_frame * 1000:.1f} ms a frame ({1 / seconds_per_frame:.1f} fps)"
+    )
+    assert keypoints.landmarks_px.shape == (230, 33, 3) and (keypoints.width, keypoints.height) == (1768, 994)
+    frames = np.flatnonzero(keypoints.present)
+    # the walker crosses about frames 45 to 200; the background person is there from the start
+    assert 45 <= frames[0] <= 65 and 195 <= frames[-1] <= 205
+    assert len(frames) == frames[-1] - frames[0] + 1  # no hole while he is in view
+    hips = hip_centre(keypoints.landmarks_px[frames])
+    torso = torso_length(keypoints.landmarks_px[frames])
+    # on the ground (the background person stands on a box, hips above y = 500), at one scale
+    assert np.all((hips[:, 1] > 650) & (hips[:, 1] < 800))
+    assert np.all((torso > 0.75 * np.median(torso)) & (torso < 1.25 * np.median(torso)))
+    # right to left, monotonically over any 5 frames, about 1400 px in all
+    assert np.all(hips[5:, 0] - hips[:-5, 0] < 0)
+    assert hips[0, 0] - hips[-1, 0] > 1200
