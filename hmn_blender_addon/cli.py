@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__
 from .errors import Cancelled, HMNError
@@ -19,6 +19,8 @@ from .progress import Progress, terminal_sink
 
 # Modules (relative to this package) whose ``add_cli`` contributes a command, in help order.
 COMMAND_MODULES: tuple[str, ...] = (".info",)
+
+Handler = Callable[[argparse.Namespace, Progress], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,11 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    progress = Progress(None if args.quiet else terminal_sink(args.command, disable=None))
+    args = build_parser().parse_args(argv)
+    progress = Progress(None if args.quiet else terminal_sink(args.command))
+    return execute(args.handler, args, progress)
+
+
+def execute(handler: Handler, args: argparse.Namespace, progress: Progress) -> int:
+    """Run a command's handler and turn failures into the exit codes and one-line messages."""
     try:
-        return int(args.handler(args, progress) or 0)
+        return int(handler(args, progress) or 0)
     except Cancelled as err:
         print(f"\nhmn: {err}", file=sys.stderr)
         return 130

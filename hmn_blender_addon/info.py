@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import importlib.util
 import platform
 import sys
 
@@ -11,17 +12,19 @@ from . import __version__
 from .paths import cache_dir
 from .progress import Progress
 
-# Distributions the pipeline imports at run time (Blender ships numpy; the extension bundles
-# the rest as wheels).
-RUNTIME_DISTRIBUTIONS: tuple[str, ...] = (
-    "numpy",
-    "scipy",
-    "torch",
-    "smplx",
-    "mediapipe",
-    "opencv-contrib-python",
-    "tqdm",
-)
+# Distribution -> import name of what the pipeline imports at run time (Blender ships numpy;
+# the extension bundles the rest as wheels, see build_addon.py).
+RUNTIME_MODULES: dict[str, str] = {
+    "numpy": "numpy",
+    "scipy": "scipy",
+    "torch": "torch",
+    "smplx": "smplx",
+    "mediapipe": "mediapipe",
+    "opencv-contrib-python": "cv2",
+    "matplotlib": "matplotlib",
+    "tqdm": "tqdm",
+}
+RUNTIME_DISTRIBUTIONS: tuple[str, ...] = tuple(RUNTIME_MODULES)
 
 
 def installed_versions(names: tuple[str, ...] = RUNTIME_DISTRIBUTIONS) -> dict[str, str | None]:
@@ -33,6 +36,11 @@ def installed_versions(names: tuple[str, ...] = RUNTIME_DISTRIBUTIONS) -> dict[s
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def missing_runtime_modules() -> list[str]:
+    """Import names of runtime libraries that cannot be found (without importing them)."""
+    return [module for module in RUNTIME_MODULES.values() if importlib.util.find_spec(module) is None]
 
 
 def describe() -> list[str]:
