@@ -22,6 +22,7 @@ are bridged by linear interpolation and flagged. The person mask is kept per fra
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -40,6 +41,7 @@ MODEL_COMPLEXITY = 1
 DEFAULT_MAX_SIDE = 960
 MASK_SHAPE = (96, 48)  # (rows, cols) of the stored person-box mask
 PROBE_INTERVAL_S = 0.33
+BACKFILL_S = 1.0  # a newly found person is followed back this far through the buffered frames
 MAX_TRACKS = 3  # people followed at once: bounds the cost at MAX_TRACKS MediaPipe calls a frame
 BOX_MARGIN = 0.15  # person box = landmarks' extent enlarged by this fraction on each side
 BLANK_VALUE = 128
@@ -154,16 +156,21 @@ class _Track:
     def last(self) -> _Observation:
         return self.observations[-1]
 
-    def switched_person(self, new: _Observation) -> bool:
-        """True when ``new`` cannot be the same person as the previous frame's observation."""
-        last = self.last
-        torso = max(last.torso_px, 1.0)
-        allowed = max(MIN_JUMP_TORSO, JUMP_TORSO_PER_S * (new.time_s - last.time_s)) * torso
-        ratio = max(new.torso_px, 1.0) / torso
-        return bool(
-            np.linalg.norm(new.hip_px - last.hip_px) > allowed
-            or not 1 / MAX_SCALE_RATIO <= ratio <= MAX_SCALE_RATIO
-        )
+    def box_at(self, index: int) -> np.ndarray | None:
+        """The person's box in frame ``index`` (observations cover consecutive frames), None if absent."""
+        offset = index - self.observations[0].index
+        return self.observations[offset].box if 0 <= offset < len(self.observations) else None
+
+
+def _same_person(known: _Observation, new: _Observation) -> bool:
+    """False when ``new`` cannot be the person of ``known`` one frame away (hip jump or size change)."""
+    torso = max(known.torso_px, 1.0)
+    allowed = max(MIN_JUMP_TORSO, JUMP_TORSO_PER_S * abs(new.time_s - known.time_s)) * torso
+    ratio = max(new.torso_px, 1.0) / torso
+    return bool(
+        np.linalg.norm(new.hip_px - known.hip_px) <= allowed
+        and 1 / MAX_SCALE_RATIO <= ratio <= MAX_SCALE_RATIO
+    )
 
 
 def _new_pose():
@@ -231,6 +238,7 @@ def _track_people(
     spare = None
     times: list[float] = []
     probe_every = max(1, round(PROBE_INTERVAL_S * info.fps))
+    recent: deque[Frame] = deque(maxlen=max(1, round(BACKFILL_S * info.fps)))
     try:
         for frame in iter_frames(info.path, max_side, info):
             times.append(frame.time_s)
@@ -242,7 +250,7 @@ def _track_people(
                     track.pose.close()
                     continue
                 observation = _observe(result, frame)
-                if track.switched_person(observation):
+                if not _same_person(track.last, observation):
                     active.remove(track)
                     successor = _Track(track.pose, observation)
                     active.append(successor)
@@ -261,9 +269,11 @@ def _track_people(
                     if all(_iou(observation.box, t.last.box) < PROBE_MAX_IOU for t in active):
                         active.append(_Track(spare, observation))
                         tracks.append(active[-1])
+                        _backfill(active[-1], frame, recent, tracks)
                     else:
                         spare.close()
                     spare = None
+            recent.append(frame)
             if frame.index % PROGRESS_EVERY == 0:
                 progress(frame.index / max(info.frames, 1), f"frame {frame.index} of {info.frames}")
     finally:
@@ -272,6 +282,37 @@ def _track_people(
         if spare is not None:
             spare.close()
     return tracks, np.asarray(times, dtype=np.float64)
+
+
+def _backfill(track: _Track, found_in: Frame, recent: deque[Frame], tracks: list[_Track]) -> None:
+    """Follow a person found by a probe back through the buffered frames, which the probe missed.
+
+    MediaPipe's detector misses people that its tracker follows (partly hidden, small, backlit),
+    so a person is often visible some frames before a probe finds them. A fresh tracker locks on
+    in ``found_in`` (blanked as for the probe, so it finds the same person), then goes backwards
+    until it loses the person, jumps, reaches another track's person, or runs out of frames.
+    """
+    pose = _new_pose()
+    try:
+        others_now = [b for t in tracks if t is not track and (b := t.box_at(found_in.index)) is not None]
+        if pose.process(_blanked(found_in.image, others_now, keep=None)).pose_landmarks is None:
+            return
+        earlier: list[_Observation] = []
+        for frame in reversed(recent):
+            first = earlier[-1] if earlier else track.observations[0]
+            others = [box for t in tracks if t is not track and (box := t.box_at(frame.index)) is not None]
+            result = pose.process(_blanked(frame.image, others, keep=first.box))
+            if result.pose_landmarks is None:
+                break
+            observation = _observe(result, frame)
+            if not _same_person(first, observation) or any(
+                _iou(observation.box, box) > DUPLICATE_IOU for box in others
+            ):
+                break
+            earlier.append(observation)
+        track.observations[:0] = earlier[::-1]
+    finally:
+        pose.close()
 
 
 def _track_summary(track: _Track) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
