@@ -7,7 +7,9 @@ people and picks the walker afterwards:
 - every tracked person has their own MediaPipe tracker, fed the frame with the other tracked
   people's boxes blanked out (their own box kept), so a tracker cannot drift onto someone else;
 - every ``PROBE_INTERVAL_S`` (every frame while nobody is tracked) a spare tracker looks at the
-  frame with all tracked people blanked out; a person it finds starts a new track;
+  frame with all tracked people blanked out; a person it finds starts a new track, which is then
+  followed back through the last ``BACKFILL_S`` of frames (kept downscaled in a ring buffer), as
+  MediaPipe's tracker keeps people that its detector misses (partly hidden, backlit);
 - a track ends when its person is lost, or splits when the hip centre jumps or the torso
   changes size more than a walking person can between frames (MediaPipe switched person);
 - afterwards, track fragments whose ends agree in time, position and size are chained, and the
@@ -33,10 +35,11 @@ import numpy as np
 from .cache import load_stage, save_stage, stage_key, video_hash
 from .errors import HMNError
 from .progress import Progress
+from .skeleton import MEDIAPIPE_LANDMARK_NAMES
 from .video import Frame, VideoInfo, iter_frames, probe_video
 
 KEYPOINTS_VERSION = 1  # bump when the output of this stage changes (invalidates cached entries)
-NUM_LANDMARKS = 33
+NUM_LANDMARKS = len(MEDIAPIPE_LANDMARK_NAMES)
 MODEL_COMPLEXITY = 1
 DEFAULT_MAX_SIDE = 960
 MASK_SHAPE = (96, 48)  # (rows, cols) of the stored person-box mask
@@ -54,7 +57,11 @@ CHAIN_MAX_GAP_S = 1.0
 CHAIN_TOLERANCE_TORSO = 0.75  # position tolerance at a chained gap, plus 2 torso lengths per second
 MAX_BRIDGE_S = 0.34  # time between the detections around a gap that is bridged (10 frames at 30 fps)
 PROGRESS_EVERY = 10  # frames between progress reports (and cancellation checks)
-_HIPS, _SHOULDERS = (23, 24), (11, 12)
+_HIPS = (MEDIAPIPE_LANDMARK_NAMES.index("left_hip"), MEDIAPIPE_LANDMARK_NAMES.index("right_hip"))
+_SHOULDERS = (
+    MEDIAPIPE_LANDMARK_NAMES.index("left_shoulder"),
+    MEDIAPIPE_LANDMARK_NAMES.index("right_shoulder"),
+)
 
 
 @dataclass
@@ -98,15 +105,12 @@ class Keypoints:
         box = self.mask_boxes_px[frame]
         if not np.isfinite(box).all():
             return full
-        x0, y0 = np.floor(box[:2]).astype(int)
-        x1, y1 = np.ceil(box[2:]).astype(int)
+        x0, y0 = np.maximum(np.floor(box[:2]).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(box[2:]).astype(int), (self.width, self.height))
         if x1 <= x0 or y1 <= y0:
             return full
         crop = np.unpackbits(self.masks_packed[frame])[: MASK_SHAPE[0] * MASK_SHAPE[1]].reshape(MASK_SHAPE)
-        resized = cv2.resize(crop, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST).astype(bool)
-        full[max(y0, 0) : y1, max(x0, 0) : x1] = resized[max(-y0, 0) :, max(-x0, 0) :][
-            : self.height - max(y0, 0), : self.width - max(x0, 0)
-        ]
+        full[y0:y1, x0:x1] = cv2.resize(crop, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST) > 0
         return full
 
     def to_arrays(self) -> dict[str, np.ndarray]:
