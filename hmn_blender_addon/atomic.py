@@ -37,6 +37,10 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         raise HMNError(folder, f"cannot write to the output folder ({exc.strerror or exc})") from exc
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates 0600; outputs get the usual permissions (0666 less the umask).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, target)

@@ -64,6 +64,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert list((tmp_path / "out").iterdir()) == []
     write_text_atomic(target, "{}")
     assert target.read_text() == "{}"
+    assert target.stat().st_mode & 0o044 == 0o044  # readable by others, unlike mkstemp's 0600
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["report.json"]
 
 
