@@ -23,7 +23,10 @@ are bridged by linear interpolation and flagged. The person mask is kept per fra
 
 from __future__ import annotations
 
+import argparse
+import importlib.metadata
 import os
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -32,6 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .atomic import atomic_path
 from .cache import load_stage, save_stage, stage_key, video_hash
 from .errors import HMNError
 from .progress import Progress
@@ -442,11 +446,9 @@ def track_subject(
 
 def keypoints_settings(max_side: int | None) -> dict:
     """Everything that changes this stage's output, for the cache key."""
-    import mediapipe as mp
-
     return {
         "version": KEYPOINTS_VERSION,
-        "mediapipe": mp.__version__,
+        "mediapipe": importlib.metadata.version("mediapipe"),  # without importing it (about 1 s)
         "model_complexity": MODEL_COMPLEXITY,
         "max_side": max_side,
     }
@@ -473,3 +475,33 @@ def extract_keypoints(
     if use_cache:
         save_stage("keypoints", key, keypoints.to_arrays())
     return keypoints
+
+
+def _handle(args: argparse.Namespace, progress: Progress) -> int:
+    started = time.perf_counter()
+    keypoints = extract_keypoints(args.video, args.max_side, progress, use_cache=not args.no_cache)
+    seconds = time.perf_counter() - started
+    if args.out is not None:
+        with atomic_path(args.out) as tmp:
+            np.savez(tmp, **keypoints.to_arrays())
+    count = len(keypoints.times_s)
+    print(
+        f"\n{args.video}: {count} frames, {keypoints.width}x{keypoints.height}, subject detected in "
+        f"{int(keypoints.detected.sum())}, bridged in {int(keypoints.interpolated.sum())}; "
+        f"{seconds:.1f} s ({1000 * seconds / count:.1f} ms a frame; cached results take no time)"
+    )
+    return 0
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("keypoints", help="MediaPipe keypoints of the walking subject of a clip")
+    parser.add_argument("video", type=Path, help="the clip (MP4, MOV, ...)")
+    parser.add_argument("--out", type=Path, help="write the keypoints here (.npz)")
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        default=DEFAULT_MAX_SIDE,
+        help="detection size limit, pixels (default %(default)s)",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="recompute even if cached")
+    parser.set_defaults(handler=_handle)

@@ -188,3 +188,24 @@ def test_real_clip_subject_is_the_walker_not_the_background_person(sports2d):
     # right to left, monotonically over any 5 frames, about 1400 px in all
     assert np.all(hips[5:, 0] - hips[:-5, 0] < 0)
     assert hips[0, 0] - hips[-1, 0] > 1200
+
+
+def test_command_line_writes_keypoints_or_fails_cleanly(tmp_path, sprite, monkeypatch, capsys):
+    from hmn_blender_addon.cli import main
+
+    monkeypatch.setenv("HMN_CACHE_DIR", str(tmp_path / "cache"))
+    path = sprite_clip(tmp_path / "walk.mp4", sprite, frames=25)
+    out = tmp_path / "out" / "keypoints.npz"
+    assert main(["--quiet", "keypoints", str(path), "--out", str(out), "--max-side", "320"]) == 0
+    with np.load(out) as saved:
+        assert saved["landmarks_px"].shape == (25, 33, 3) and saved["detected"].all()
+    assert f"{path}: 25 frames, 640x360, subject detected in 25, bridged in 0" in capsys.readouterr().out
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    assert main(["--quiet", "keypoints", str(text), "--out", str(tmp_path / "bad.npz")]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(f"hmn: error: {text}: not a video file (no decoder could open it)")
+    )
+    assert not (tmp_path / "bad.npz").exists()
