@@ -47,7 +47,7 @@ NUM_LANDMARKS = len(MEDIAPIPE_LANDMARK_NAMES)
 MODEL_COMPLEXITY = 1
 DEFAULT_MAX_SIDE = 960
 MASK_SHAPE = (96, 48)  # (rows, cols) of the stored person-box mask
-PROBE_INTERVAL_S = 0.33
+PROBE_INTERVAL_S = 0.5  # the backfill recovers the frames between probes
 BACKFILL_S = 1.0  # a newly found person is followed back this far through the buffered frames
 MAX_TRACKS = 3  # people followed at once: bounds the cost at MAX_TRACKS MediaPipe calls a frame
 BOX_MARGIN = 0.15  # person box = landmarks' extent enlarged by this fraction on each side

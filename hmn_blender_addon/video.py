@@ -231,6 +231,9 @@ def iter_frames(
     size = (round(info.width / scale), round(info.height / scale))
     if info.rotation_deg in (90, 270):
         size = size[::-1]  # resize the decoded (unrotated) frame, rotate the smaller image after
+    # area averaging anti-aliases but costs about 18 ms a 1768x994 frame at a non-integer factor,
+    # bilinear 2.5 ms; below a factor of 2 bilinear hardly aliases
+    interpolation = cv2.INTER_AREA if scale >= 2.0 else cv2.INTER_LINEAR
     capture = _open(info.path)
     try:
         index, previous = 0, -math.inf
@@ -243,7 +246,7 @@ def iter_frames(
                 time_s = previous + 1.0 / info.fps if index else 0.0
             previous = time_s
             if scale > 1.0:
-                raw = cv2.resize(raw, size, interpolation=cv2.INTER_AREA)
+                raw = cv2.resize(raw, size, interpolation=interpolation)
             if info.rotation_deg:
                 raw = cv2.rotate(raw, _ROTATE_CODES[info.rotation_deg])
             yield Frame(index, time_s, cv2.cvtColor(raw, cv2.COLOR_BGR2RGB), scale)
