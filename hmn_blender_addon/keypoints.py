@@ -14,7 +14,8 @@ people and picks the walker afterwards:
   changes size more than a walking person can between frames (MediaPipe switched person);
 - afterwards, track fragments whose ends agree in time, position and size are chained, and the
   subject is the chain with the largest ``frames x (1 + progression)``, where progression is how
-  far its hip centre travels, in torso lengths (plus scale change, for walks toward the camera).
+  far its hip centre travels, in torso lengths, across the image and in depth (from the change
+  of the torso's length), so that walks toward the camera count as well.
 
 Frames without the subject are marked; gaps of at most ``MAX_BRIDGE_S`` between two detections
 are bridged by linear interpolation and flagged. The person mask is kept per frame as a
@@ -59,6 +60,7 @@ MIN_JUMP_TORSO = 0.5
 MAX_SCALE_RATIO = 1.5  # torso length ratio between frames (and across a chained gap)
 CHAIN_MAX_GAP_S = 1.0
 CHAIN_TOLERANCE_TORSO = 0.75  # position tolerance at a chained gap, plus 2 torso lengths per second
+FOCAL_GUESS_PER_SIDE = 0.7  # focal length / long side of a phone's main camera (26 mm equivalent, 16:9)
 MAX_BRIDGE_S = 0.34  # time between the detections around a gap that is bridged (10 frames at 30 fps)
 PROGRESS_EVERY = 10  # frames between progress reports (and cancellation checks)
 _HIPS = (MEDIAPIPE_LANDMARK_NAMES.index("left_hip"), MEDIAPIPE_LANDMARK_NAMES.index("right_hip"))
@@ -361,13 +363,20 @@ def _chains(tracks: list[_Track]) -> list[list[_Track]]:
     return chains
 
 
-def _walking_score(chain: list[_Track]) -> float:
-    """frames x (1 + progression): progression = hip travel and log scale change, in torso lengths."""
+def _walking_score(chain: list[_Track], focal_px: float) -> float:
+    """frames x (1 + progression), progression = the hip centre's travel in torso lengths.
+
+    Travel across the image is the hip displacement over the torso length; travel in depth
+    follows from the torso's change of length in the pinhole model (z = f * torso_m / torso_px),
+    which gives ``f * |1/torso_px_end - 1/torso_px_start|`` torso lengths.
+    """
     hips, torsos, _ = (np.concatenate(parts) for parts in zip(*map(_track_summary, chain), strict=True))
-    torso = max(float(np.median(torsos)), 1.0)
-    travel = np.linalg.norm(hips[-1] - hips[0]) / torso
-    approach = abs(np.log(max(torsos[-1], 1.0) / max(torsos[0], 1.0)))
-    return len(hips) * (1.0 + travel + approach)
+    ends = slice(None, 5), slice(-5, None)  # medians over a few frames: single torso lengths are noisy
+    start, end = (np.median(hips[part], axis=0) for part in ends)
+    torso_start, torso_end = (max(float(np.median(torsos[part])), 1.0) for part in ends)
+    across = np.linalg.norm(end - start) / max(float(np.median(torsos)), 1.0)
+    depth = focal_px * abs(1.0 / torso_end - 1.0 / torso_start)
+    return len(hips) * (1.0 + across + depth)
 
 
 def _subject_arrays(chain: list[_Track], times: np.ndarray, info: VideoInfo) -> Keypoints:
@@ -434,7 +443,8 @@ def track_subject(
     tracks, times = _track_people(info, max_side, progress)
     count = len(times)
     chains = _chains(tracks)
-    subject = max(chains, key=_walking_score) if chains else []
+    focal = info.focal_px or FOCAL_GUESS_PER_SIDE * max(info.width, info.height)
+    subject = max(chains, key=lambda chain: _walking_score(chain, focal)) if chains else []
     found = sum(len(t.observations) for t in subject)
     if found * 2 < count:
         raise HMNError(

@@ -126,6 +126,30 @@ def test_walker_is_kept_when_passing_a_bystander(tmp_path, sprite):
     assert np.all(np.abs(offsets - np.median(offsets)) < 20.0)  # never on the bystander
 
 
+def test_walker_toward_the_camera_beats_a_bystander_present_longer(tmp_path, sprite):
+    # front view: the walker grows from 0.45 to 1.0 times the sprite (hips at camera height, so
+    # they stay put in the image) in frames 27 to 59; the bystander stands still in all 60 frames
+    def make_frame(index: int, width: int, height: int) -> np.ndarray:
+        frame = np.full((height, width, 3), (120, 150, 140), np.uint8)
+        frame[40:352, 20:176] = sprite[:, ::-1]
+        if index >= 27:
+            scale = 0.45 + 0.55 * (index - 27) / 32
+            size = (round(156 * scale), round(312 * scale))
+            top, left = 180 - round(0.49 * size[1]), 420 - size[0] // 2
+            frame[top : top + size[1], left : left + size[0]] = cv2.resize(
+                sprite, size, interpolation=cv2.INTER_AREA
+            )
+        return frame
+
+    path = write_clip(tmp_path / "front.mp4", 60, FPS, CANVAS, make_frame)
+    keypoints = extract_keypoints(path, max_side=None, use_cache=False)
+    assert not keypoints.present[:27].any() and keypoints.detected.sum() >= 30
+    hips = hip_centre(keypoints.landmarks_px[keypoints.present])
+    assert np.all(np.abs(hips[:, 0] - 420) < 40)  # the approaching walker, never the bystander at x 98
+    torso = torso_length(keypoints.landmarks_px[keypoints.present])
+    assert torso[-1] > 1.8 * torso[0]
+
+
 def test_no_person_in_most_frames_is_an_error_and_caches_nothing(tmp_path, sprite, monkeypatch):
     monkeypatch.setenv("HMN_CACHE_DIR", str(tmp_path / "cache"))
     path = sprite_clip(tmp_path / "empty_scene.mp4", sprite, frames=30, absent=set(range(12, 30)))
