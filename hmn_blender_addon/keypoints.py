@@ -139,7 +139,7 @@ def torso_length(xy: np.ndarray) -> np.ndarray:
     return np.linalg.norm(xy[..., _SHOULDERS, :2].mean(axis=-2) - hip_centre(xy), axis=-1)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Observation:
     """One MediaPipe result: landmarks normalised (33, 4: x, y, z, visibility), world (33, 3),
     box in detection-image pixels (x0, y0, x1, y1, int), the packed box mask."""
@@ -302,6 +302,8 @@ def _backfill(track: _Track, found_in: Frame, recent: deque[Frame], tracks: list
     in ``found_in`` (blanked as for the probe, so it finds the same person), then goes backwards
     until it loses the person, jumps, reaches another track's person, or runs out of frames.
     """
+    if not recent:
+        return
     pose = _new_pose()
     try:
         others_now = [b for t in tracks if t is not track and (b := t.box_at(found_in.index)) is not None]

@@ -155,6 +155,8 @@ def test_rotation_tag_is_applied(tmp_path, clockwise_deg):
     assert (info.width, info.height) == expected_size
     image = next(iter_frames(path)).image
     assert image.shape[:2] == expected_size[::-1]
+    small = next(iter_frames(path, max_side=32))  # downscaled and rotated
+    assert small.image.shape[:2] == (expected_size[1] // 2, expected_size[0] // 2) and small.scale == 2.0
     height, width = image.shape[:2]
     # where the red top-left quadrant of the stored frame is displayed after the clockwise turn
     corner = {90: (5, width - 6), 180: (height - 6, width - 6), 270: (height - 6, 5)}[clockwise_deg]
