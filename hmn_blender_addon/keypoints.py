@@ -43,7 +43,7 @@ from .progress import Progress
 from .skeleton import MEDIAPIPE_LANDMARK_NAMES
 from .video import Frame, VideoInfo, iter_frames, probe_video
 
-KEYPOINTS_VERSION = 1  # bump when the output of this stage changes (invalidates cached entries)
+KEYPOINTS_VERSION = 2  # bump when the output of this stage changes (invalidates cached entries)
 NUM_LANDMARKS = len(MEDIAPIPE_LANDMARK_NAMES)
 MODEL_COMPLEXITY = 1
 DEFAULT_MAX_SIDE = 960
