@@ -1,0 +1,86 @@
+"""``truth.json`` of a synthetic clip (DESIGN.md section 10) and its person masks.
+
+Camera-frame arrays use OpenCV axes (x right, y down, z forward, metres), like a reconstruction's
+``joints_m``. The SMPL-named joints are the Anny bone heads that the body bridge maps to each SMPL
+joint (``anny_bridge.SMPL_DRIVE_BONES``: e.g. pelvis = Anny's root, knee = ``lowerleg01``'s head,
+spine1/2/3 = ``spine03``/``spine02``/``spine01``). Beyond section 10's keys: ``vertebra_frames_camera``
+(T x 19 x 3 x 3 curve frames, columns x left, y tangent up, z anterior), ``world_to_camera`` lets
+one return to the lab frame (y up, z the direction of walking, floor y = 0), and ``settings``,
+``source`` and ``trunk_ranges_deg`` record how the clip was made.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_path, write_text_atomic
+from ..metrics.cycles import spine_metrics
+from ..skeleton import SMPL_JOINT_NAMES, VERTEBRA_NAMES
+from .camera import Camera, to_camera
+from .gait import Motion
+
+
+def _rounded(array: np.ndarray, decimals: int = 6) -> list:
+    return np.round(np.asarray(array, dtype=np.float64), decimals).tolist()
+
+
+def truth_dict(motion: Motion, camera: Camera, fps: float, settings: dict) -> dict:
+    """The JSON-ready truth of a clip."""
+    rotation = camera.world_to_camera[:3, :3]
+    profile = motion.rest_spine.profile
+    frames = motion.joints_m.shape[0]
+    return {
+        "fps": fps,
+        "video": {
+            "path": "clip.mp4",
+            "frames": frames,
+            "fps": fps,
+            "width": camera.width,
+            "height": camera.height,
+        },
+        "masks": "masks.npz",
+        "body": {
+            "model": "anny",
+            "height_m": motion.stature_m,
+            "sex": motion.phenotype.sex,
+            "age_years": motion.phenotype.age_years,
+            "phenotype": motion.phenotype.params,
+        },
+        "camera": {"K": _rounded(camera.K), "world_to_camera": _rounded(camera.world_to_camera)},
+        "joint_names": list(SMPL_JOINT_NAMES),
+        "joints_camera_m": _rounded(to_camera(motion.joints_m, camera)),
+        "vertebra_names": list(VERTEBRA_NAMES),
+        "vertebrae_camera_m": _rounded(to_camera(motion.vertebrae_m, camera)),
+        "vertebra_frames_camera": _rounded(rotation @ motion.vertebra_rotations),
+        "heel_strikes": motion.heel_strikes,
+        "spine_morphology": {
+            "lumbar_lordosis_deg": profile.lordosis_deg,
+            "thoracic_kyphosis_deg": profile.kyphosis_deg,
+            "sacral_slope_deg": profile.sacral_slope_deg,
+        },
+        "metrics": spine_metrics(motion.anatomical_rotations, motion.joints_m[:, 0], motion.heel_strikes),
+        "trunk_ranges_deg": asdict(motion.amplitudes),
+        "source": motion.source,
+        "settings": settings,
+    }
+
+
+def write_truth(path: Path, truth: dict) -> None:
+    write_text_atomic(path, json.dumps(truth, indent=1))
+
+
+def write_masks(path: Path, masks: np.ndarray) -> None:
+    """(T, H, W) bool masks -> ``path`` (.npz: bit-packed rows plus the shape)."""
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, packed=np.packbits(masks, axis=-1), shape=np.array(masks.shape))
+
+
+def read_masks(path: Path) -> np.ndarray:
+    """Inverse of :func:`write_masks`."""
+    with np.load(path) as data:
+        shape = tuple(int(v) for v in data["shape"])
+        return np.unpackbits(data["packed"], axis=-1, count=shape[-1]).astype(bool).reshape(shape)

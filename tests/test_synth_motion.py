@@ -1,0 +1,95 @@
+"""The synthetic walk's truth without rendering: physiological ranges, ROM scale, asymmetry, spine, cycles."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from hmn_blender_addon.metrics.cycles import spine_metrics
+from hmn_blender_addon.synth.gait import GaitSettings, make_motion, rest_body
+from hmn_blender_addon.synth.spine import KYPHOSIS_RANGE_DEG, LORDOSIS_RANGE_DEG, back_surface_z
+
+
+@pytest.fixture(scope="session")
+def mocap_dir(shared_data):
+    return shared_data / "mocap" / "cmu_walk"
+
+
+@pytest.fixture(scope="session")
+def walks(mocap_dir):
+    """Default-length walks of one subject at lumbar ROM scale 1 and 0.5, and asymmetric."""
+    settings = {"normal": (1.0, 0.0), "stiff": (0.5, 0.0), "antalgic": (1.0, 0.4)}
+    out = {}
+    for name, (scale, asymmetry) in settings.items():
+        motion = make_motion(GaitSettings(3, 7, 90, 30.0, scale, asymmetry), mocap_dir)
+        out[name] = (
+            motion,
+            spine_metrics(motion.anatomical_rotations, motion.joints_m[:, 0], motion.heel_strikes),
+        )
+    return out
+
+
+def _rom(metrics: dict, plane: str) -> float:
+    return metrics["lumbar_rom_deg"][plane]["mean"]
+
+
+def test_default_length_has_two_cycles_and_physiological_ranges(walks):
+    motion, metrics = walks["normal"]
+    assert metrics["cycles"] == {"count": 2, "source": "heel_strikes"}
+    left, right = motion.heel_strikes["left"], motion.heel_strikes["right"]
+    strikes = sorted([(f, "L") for f in left] + [(f, "R") for f in right])
+    assert all(a[1] != b[1] for a, b in itertools.pairwise(strikes)), "feet must alternate"
+    # ranges at scale 1 (deg), with a small allowance for the composition of levels
+    for plane, (low, high) in {"sagittal": (3, 6), "frontal": (8, 12), "transverse": (6, 10)}.items():
+        assert low - 0.3 <= _rom(metrics, plane) <= high + 0.3, plane
+    for plane, (low, high) in {"tilt": (3, 5), "obliquity": (6, 10), "rotation": (8, 12)}.items():
+        assert low - 0.3 <= metrics["pelvic_range_deg"][plane]["mean"] <= high + 0.3, plane
+
+
+def test_rom_scale_half_gives_half_the_lumbar_rom(walks):
+    _, normal = walks["normal"]
+    _, stiff = walks["stiff"]
+    for plane in ("sagittal", "frontal", "transverse"):
+        np.testing.assert_allclose(_rom(stiff, plane) / _rom(normal, plane), 0.5, atol=0.02)
+    # the pelvis is not scaled
+    np.testing.assert_allclose(
+        stiff["pelvic_range_deg"]["tilt"]["mean"], normal["pelvic_range_deg"]["tilt"]["mean"]
+    )
+
+
+def test_asymmetry_raises_the_symmetry_index(walks):
+    _, normal = walks["normal"]
+    _, antalgic = walks["antalgic"]
+    assert normal["symmetry_index_pct"]["spinal"] < 5.0
+    assert antalgic["symmetry_index_pct"]["spinal"] > normal["symmetry_index_pct"]["spinal"] + 15.0
+    # asymmetry keeps the ranges
+    np.testing.assert_allclose(_rom(antalgic, "frontal"), _rom(normal, "frontal"), rtol=0.05)
+
+
+def test_spine_profile_and_placement_inside_the_trunk(walks):
+    motion, _ = walks["normal"]
+    spine = motion.rest_spine
+    assert LORDOSIS_RANGE_DEG[0] <= spine.profile.lordosis_deg <= LORDOSIS_RANGE_DEG[1]
+    assert KYPHOSIS_RANGE_DEG[0] <= spine.profile.kyphosis_deg <= KYPHOSIS_RANGE_DEG[1]
+    # S1 .. C7 go up; every vertebral body centre lies between the back and front surfaces, at least 3 cm in
+    heights = spine.origins_m[:, 1]
+    assert np.all(np.diff(heights) > 0)
+    body = rest_body(motion.phenotype)
+    for origin in spine.origins_m:
+        back, front = back_surface_z(body.vertices_m, origin[1])
+        assert back + 0.03 < origin[2] < front - 0.03
+    # the curve frames' tangents follow the chain
+    chords = np.diff(spine.origins_m, axis=0)
+    chords /= np.linalg.norm(chords, axis=1, keepdims=True)
+    tangents = spine.rotations[:, :, 1]
+    assert np.all(np.einsum("ij,ij->i", chords, 0.5 * (tangents[1:] + tangents[:-1])) > 0.99)
+
+
+def test_same_settings_same_truth(walks, mocap_dir):
+    motion, _ = walks["normal"]
+    again = make_motion(GaitSettings(3, 7, 90, 30.0, 1.0, 0.0), mocap_dir)
+    np.testing.assert_array_equal(again.vertices_m, motion.vertices_m)
+    np.testing.assert_array_equal(again.vertebrae_m, motion.vertebrae_m)
+    assert again.heel_strikes == motion.heel_strikes
