@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
@@ -56,3 +58,27 @@ def test_posed_joints_follow_smpl_forward_kinematics() -> None:
         parent = SMPL_PARENTS[child]
         expected[:, child] = expected[:, parent] + rotations[:, parent] @ (rest[child] - rest[parent])
     np.testing.assert_allclose(posed.numpy(), expected, atol=1e-5)
+
+
+def test_anny_model_points_anny_at_the_project_cache(tmp_path, monkeypatch) -> None:
+    import anny
+    import anny.paths
+
+    monkeypatch.delenv("ANNY_CACHE_DIR", raising=False)
+    monkeypatch.setenv("HMN_CACHE_DIR", str(tmp_path))
+    # As if anny had been imported before anyone set ANNY_CACHE_DIR: it would use the home folder.
+    monkeypatch.setattr(anny.paths, "_ANNY_CACHE_DIR", [Path.home() / ".cache" / "anny"])
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self, **kwargs) -> None:
+            super().__init__()
+            seen.append(anny.paths.get_anny_cache_path())
+
+    monkeypatch.setattr(anny, "Anny", Recorder)
+    anny_bridge.anny_model.cache_clear()
+    try:
+        anny_bridge.anny_model()
+    finally:
+        anny_bridge.anny_model.cache_clear()
+    assert seen == [tmp_path / "anny"]

@@ -115,9 +115,11 @@ def anny_model() -> anny.Anny:
     home folder. The first build ever fills anny's cache (about 790 MB, minutes) in the project's
     cache folder; later builds take about a second.
     """
-    configure_third_party_caches()
+    cache = configure_third_party_caches()
     import anny
+    import anny.paths
 
+    anny.paths.set_anny_cache_path(cache)  # in case anny was imported before the variable was set
     model = anny.Anny(skinning_method="lbs", pose_parameterization="local-ref")
     model.requires_grad_(False)
     return model

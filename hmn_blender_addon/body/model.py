@@ -195,7 +195,7 @@ def as_smplx(model: BodyModel, num_betas: int = 10, batch_size: int = 1, **kwarg
     )
     vertex_ids = {name: model.landmarks[name] for name in SELECTOR_NAMES}
     return smplx.SMPL(
-        model_path=str(model.metadata.get("source", model.kind)),
+        model_path=model.kind,  # unused: smplx reads data_struct
         data_struct=data_struct,
         num_betas=num_betas,
         batch_size=batch_size,
