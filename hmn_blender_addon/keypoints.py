@@ -105,19 +105,21 @@ class Keypoints:
         """(T,) bool: landmarks available (detected or bridged)."""
         return self.detected | self.interpolated
 
-    def person_mask(self, frame: int) -> np.ndarray:
-        """(height, width) bool person mask of one frame at full resolution (all False without subject)."""
-        full = np.zeros((self.height, self.width), dtype=bool)
-        box = self.mask_boxes_px[frame]
+    def person_mask(self, frame: int, shape: tuple[int, int] | None = None) -> np.ndarray:
+        """Bool person mask of one frame, (height, width) or ``shape`` = (rows, cols) for a frame
+        scaled to that size; all False without subject."""
+        rows, cols = shape or (self.height, self.width)
+        mask = np.zeros((rows, cols), dtype=bool)
+        box = self.mask_boxes_px[frame] * np.array([cols / self.width, rows / self.height] * 2)
         if not np.isfinite(box).all():
-            return full
+            return mask
         x0, y0 = np.maximum(np.floor(box[:2]).astype(int), 0)
-        x1, y1 = np.minimum(np.ceil(box[2:]).astype(int), (self.width, self.height))
+        x1, y1 = np.minimum(np.ceil(box[2:]).astype(int), (cols, rows))
         if x1 <= x0 or y1 <= y0:
-            return full
+            return mask
         crop = np.unpackbits(self.masks_packed[frame])[: MASK_SHAPE[0] * MASK_SHAPE[1]].reshape(MASK_SHAPE)
-        full[y0:y1, x0:x1] = cv2.resize(crop, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST) > 0
-        return full
+        mask[y0:y1, x0:x1] = cv2.resize(crop, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST) > 0
+        return mask
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}

@@ -101,6 +101,11 @@ def test_person_mask_covers_the_walker(walk):
     assert mask.sum() > 0.2 * inside.sum()  # a body, not a speck
     assert (mask & inside).sum() > 0.97 * mask.sum()  # and on the walker
     assert keypoints.masks_packed.nbytes == 40 * 576  # compressed: 576 bytes a frame
+    half = keypoints.person_mask(10, shape=(CANVAS[1] // 2, CANVAS[0] // 2))  # for a half-size frame
+    downsampled = cv2.resize(
+        mask.astype(np.uint8), (CANVAS[0] // 2, CANVAS[1] // 2), interpolation=cv2.INTER_AREA
+    )
+    assert (half & (downsampled > 0)).sum() > 0.9 * (half | (downsampled > 0)).sum()
 
 
 def test_short_gaps_are_bridged_long_ones_marked(tmp_path, sprite):
