@@ -1,0 +1,500 @@
+"""Keypoints -> one SMPL body per frame: SMPLify-style optimisation in torch, all frames at once.
+
+Unknowns: one shape ``betas`` (B,) for the clip; per frame the global orientation (continuous 6D
+form, camera frame), 23 joint rotations (axis-angle) and the translation (camera frame, metres).
+Energy, each term a mean over frames (and points), weights in :class:`FitSettings`:
+
+- 2D reprojection of the model points matching MediaPipe's landmarks (:data:`CORRESPONDENCES`),
+  visibility-weighted, residuals divided by the person's height in pixels and passed through
+  Geman-McClure (robust to swaps and misses; SMPLify's term, Bogo et al. 2016);
+- MediaPipe's world landmarks: the same points relative to the hip centre, in metres;
+- the walking pose prior (Mahalanobis, :mod:`.pose_prior`) and its data-driven joint limits;
+- a shape prior ``|betas|^2``;
+- temporal velocity and acceleration of the joints (frames without the subject are carried by
+  these alone);
+- foot-ground contact: after a first pass, a plane is fitted to each frame's lowest foot point;
+  then the lowest foot point of every frame lies on it and no foot point goes below it;
+- silhouette: sampled surface points, projected, must fall inside the person mask (squared
+  distance to the mask, in person heights).
+
+Kinematics never evaluate the full mesh: the joints come from forward kinematics of
+``J_regressor @ v_shaped`` and the few surface points by linear blend skinning of those vertices
+only, so an iteration costs a few milliseconds for hundreds of frames. Camera: pinhole, principal
+point at the image centre; focal length from ``--focal-px``, else the clip's metadata, else a
+phone-like default (26 mm equivalent), and the result says which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from .body.model import BodyModel
+from .errors import HMNError
+from .keypoints import MASK_SHAPE, Keypoints
+from .pose_prior import PosePrior, load_pose_prior
+from .progress import Progress
+from .skeleton import NUM_SMPL_JOINTS, SMPL_JOINT_INDEX
+
+# MediaPipe landmark -> model point: an SMPL joint (int) or a named surface vertex (str), weight.
+CORRESPONDENCES: tuple[tuple[int, int | str, float], ...] = (
+    (0, "nose", 0.3),
+    (2, "leye", 0.3),
+    (5, "reye", 0.3),
+    (7, "lear", 0.3),
+    (8, "rear", 0.3),
+    (11, SMPL_JOINT_INDEX["left_shoulder"], 1.0),
+    (12, SMPL_JOINT_INDEX["right_shoulder"], 1.0),
+    (13, SMPL_JOINT_INDEX["left_elbow"], 1.0),
+    (14, SMPL_JOINT_INDEX["right_elbow"], 1.0),
+    (15, SMPL_JOINT_INDEX["left_wrist"], 1.0),
+    (16, SMPL_JOINT_INDEX["right_wrist"], 1.0),
+    # Detector hips sit higher and wider than the hip joint centres (SMPLify-X ignores them);
+    # a low weight keeps their left/right and depth information.
+    (23, SMPL_JOINT_INDEX["left_hip"], 0.5),
+    (24, SMPL_JOINT_INDEX["right_hip"], 0.5),
+    (25, SMPL_JOINT_INDEX["left_knee"], 1.0),
+    (26, SMPL_JOINT_INDEX["right_knee"], 1.0),
+    (27, SMPL_JOINT_INDEX["left_ankle"], 1.0),
+    (28, SMPL_JOINT_INDEX["right_ankle"], 1.0),
+    (29, "LHeel", 0.8),
+    (30, "RHeel", 0.8),
+    (31, "LBigToe", 0.8),
+    (32, "RBigToe", 0.8),
+)
+FOOT_POINTS = ("LHeel", "RHeel", "LBigToe", "RBigToe")
+PHONE_FOCAL_35MM = 26.0
+NUM_SILHOUETTE_POINTS = 64
+SKINNING_TOP_K = 4  # joints per surface point (the open body's and SMPL's vertices use at most 4)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Weights and schedule of the optimisation (defaults tuned on the rendered clips)."""
+
+    focal_px: float | None = None
+    iterations: int = 300
+    learning_rate: float = 0.03
+    robust_sigma: float = 0.05  # Geman-McClure scale, in person heights
+    w_2d: float = 1.0
+    w_3d: float = 1.0
+    w_pose: float = 1e-5
+    w_limits: float = 1.0
+    w_shape: float = 1e-3
+    # Walking feet accelerate hard at heel strike: stronger temporal terms bias the limbs.
+    w_velocity: float = 0.002
+    w_acceleration: float = 0.02
+    w_contact: float = 0.5
+    w_silhouette: float = 0.05
+    pose_prior: PosePrior | None = field(default=None, repr=False)
+
+
+@dataclass
+class BodyFit:
+    """The fitted bodies of T frames (camera frame: OpenCV's x right, y down, z forward).
+
+    betas (B,); global_orient (T, 3), body_pose (T, 69): axis-angle, radians; transl (T, 3) m;
+    joints_m (T, 24, 3); camera_K (3, 3); focal_source: "option", "metadata" or "default";
+    ground_normal (3,) unit, pointing up, and ground_offset_m: the plane {p : n.p = offset};
+    reprojection_px (T,): mean 2D error of the visible correspondences (NaN without subject);
+    timing_s: seconds spent.
+    """
+
+    betas: np.ndarray
+    global_orient: np.ndarray
+    body_pose: np.ndarray
+    transl: np.ndarray
+    joints_m: np.ndarray
+    camera_K: np.ndarray
+    focal_source: str
+    ground_normal: np.ndarray
+    ground_offset_m: float
+    reprojection_px: np.ndarray
+    timing_s: float = 0.0
+
+
+def camera_matrix(width: int, height: int, focal_px: float) -> np.ndarray:
+    """(3, 3) pinhole intrinsics with the principal point at the image centre."""
+    return np.array([[focal_px, 0.0, width / 2.0], [0.0, focal_px, height / 2.0], [0.0, 0.0, 1.0]])
+
+
+def default_focal_px(width: int, height: int) -> float:
+    """A phone's main camera: 26 mm (35 mm equivalent) across the longer side's 36 mm."""
+    return PHONE_FOCAL_35MM / 36.0 * max(width, height)
+
+
+def choose_focal(
+    width: int, height: int, option_px: float | None, metadata_px: float | None
+) -> tuple[float, str]:
+    """(focal length in pixels, where it came from)."""
+    if option_px is not None:
+        if not option_px > 0:
+            raise HMNError("--focal-px", f"must be positive, got {option_px}")
+        return float(option_px), "option"
+    if metadata_px is not None and metadata_px > 0:
+        return float(metadata_px), "metadata"
+    return default_focal_px(width, height), "default"
+
+
+# ---------------------------------------------------------------- kinematics (torch, batched)
+
+
+def rotation_6d_to_matrix(six: torch.Tensor) -> torch.Tensor:
+    """(..., 6) -> (..., 3, 3): Gram-Schmidt on two columns (Zhou et al. 2019)."""
+    a, b = six[..., :3], six[..., 3:]
+    x = torch.nn.functional.normalize(a, dim=-1)
+    y = torch.nn.functional.normalize(b - (x * b).sum(-1, keepdim=True) * x, dim=-1)
+    z = torch.cross(x, y, dim=-1)
+    return torch.stack([x, y, z], dim=-1)
+
+
+def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
+    """(..., 3) -> (..., 3, 3) Rodrigues, safe at zero angle."""
+    angle = torch.sqrt((rotvec**2).sum(-1, keepdim=True) + 1e-12)
+    axis = rotvec / angle
+    cos, sin = torch.cos(angle)[..., None], torch.sin(angle)[..., None]
+    x, y, z = axis.unbind(-1)
+    zero = torch.zeros_like(x)
+    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*x.shape, 3, 3)
+    outer = axis[..., :, None] * axis[..., None, :]
+    eye = torch.eye(3, dtype=rotvec.dtype).expand_as(outer)
+    return cos * eye + sin * skew + (1 - cos) * outer
+
+
+@dataclass
+class _Kinematics:
+    """The body's pieces the fit needs, as tensors (P model points = joints + surface vertices)."""
+
+    joint_template: torch.Tensor  # (24, 3)  J_regressor @ v_template
+    joint_shapedirs: torch.Tensor  # (24, 3, B)
+    vertex_template: torch.Tensor  # (S, 3)   surface points used by the fit
+    vertex_shapedirs: torch.Tensor  # (S, 3, B)
+    vertex_joints: torch.Tensor  # (S, K) the K joints with the largest skinning weights
+    vertex_weights: torch.Tensor  # (S, K) their weights, renormalised
+    parents: list[int]
+    vertex_index: dict[str, int]  # name -> row of the surface points
+
+
+def _kinematics(body: BodyModel, vertex_ids: dict[str, int]) -> _Kinematics:
+    ids = np.array(list(vertex_ids.values()), dtype=np.int64)
+    weights = body.weights[ids]
+    top = np.argsort(-weights, axis=1)[:, :SKINNING_TOP_K]
+    top_weights = np.take_along_axis(weights, top, axis=1)
+    as_tensor = lambda array: torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32)  # noqa: E731
+    return _Kinematics(
+        joint_template=as_tensor(body.J_regressor @ body.v_template_m),
+        joint_shapedirs=as_tensor(np.einsum("jv,vkb->jkb", body.J_regressor, body.shapedirs)),
+        vertex_template=as_tensor(body.v_template_m[ids]),
+        vertex_shapedirs=as_tensor(body.shapedirs[ids]),
+        vertex_joints=torch.as_tensor(top),
+        vertex_weights=as_tensor(top_weights / top_weights.sum(1, keepdims=True)),
+        parents=[int(p) for p in body.parents],
+        vertex_index={name: row for row, name in enumerate(vertex_ids)},
+    )
+
+
+def posed_points(
+    kin: _Kinematics,
+    betas: torch.Tensor,
+    root: torch.Tensor,
+    body_rotations: torch.Tensor,
+    transl: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posed joints (T, 24, 3) and surface points (T, S, 3) in the camera frame.
+
+    betas (B,); root (T, 3, 3) global orientation; body_rotations (T, 23, 3, 3); transl (T, 3).
+    The root rotates about the rest pelvis joint, as in SMPL.
+    """
+    rest_joints = kin.joint_template + kin.joint_shapedirs @ betas  # (24, 3)
+    rest_vertices = kin.vertex_template + kin.vertex_shapedirs @ betas  # (S, 3)
+    rotations = [root] + [None] * (NUM_SMPL_JOINTS - 1)
+    positions = [rest_joints[0].expand_as(transl) + transl] + [None] * (NUM_SMPL_JOINTS - 1)
+    for joint in range(1, NUM_SMPL_JOINTS):
+        parent = kin.parents[joint]
+        rotations[joint] = rotations[parent] @ body_rotations[:, joint - 1]
+        positions[joint] = positions[parent] + rotations[parent] @ (rest_joints[joint] - rest_joints[parent])
+    global_rot = torch.stack(rotations, 1)  # (T, 24, 3, 3)
+    joints = torch.stack(positions, 1)  # (T, 24, 3)
+    # Linear blend skinning of the few surface points over their K main joints:
+    # v' = sum_k w_k (R_k (v - J_k) + p_k)
+    local = rest_vertices[:, None, :] - rest_joints[kin.vertex_joints]  # (S, K, 3)
+    moved = (global_rot[:, kin.vertex_joints] @ local[None, ..., None])[..., 0] + joints[:, kin.vertex_joints]
+    vertices = (kin.vertex_weights[None, ..., None] * moved).sum(2)  # (T, S, 3)
+    return joints, vertices
+
+
+def project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """(..., 3) camera-frame points -> (..., 2) pixels."""
+    depth = points[..., 2:].clamp(min=0.1)
+    return (points[..., :2] / depth) * K[[0, 1], [0, 1]] + K[:2, 2]
+
+
+def geman_mcclure(residual_sq: torch.Tensor, sigma: float) -> torch.Tensor:
+    return residual_sq * sigma**2 / (residual_sq + sigma**2)
+
+
+# ---------------------------------------------------------------- initialisation
+
+
+def _interpolate_missing(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Fill rows where ``valid`` is False by linear interpolation over time (edges held)."""
+    out = values.copy()
+    frames = np.arange(len(values))
+    flat = out.reshape(len(values), -1)
+    for column in range(flat.shape[1]):
+        flat[~valid, column] = np.interp(frames[~valid], frames[valid], flat[valid, column])
+    return out
+
+
+def initial_orientation(world_m: np.ndarray) -> np.ndarray:
+    """(T, 3, 3) body-to-camera rotations from MediaPipe's world landmarks (T, 33, 3).
+
+    Body axes: x = right hip -> left hip, y = hip centre -> shoulder centre (orthogonalised),
+    z = x cross y (the subject's front). MediaPipe's world axes follow the camera's.
+    """
+    hips = 0.5 * (world_m[:, 23] + world_m[:, 24])
+    shoulders = 0.5 * (world_m[:, 11] + world_m[:, 12])
+    x = world_m[:, 23] - world_m[:, 24]
+    x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    y = shoulders - hips
+    y -= (y * x).sum(-1, keepdims=True) * x
+    y /= np.linalg.norm(y, axis=-1, keepdims=True)
+    z = np.cross(x, y)
+    return np.stack([x, y, z], axis=-1)
+
+
+def initial_translation(
+    landmarks_px: np.ndarray, world_m: np.ndarray, K: np.ndarray, pelvis_rest_m: np.ndarray
+) -> np.ndarray:
+    """(T, 3) translations putting the pelvis at the hip centre's pixel, at the depth where the
+    world landmarks' torso (metres, (T, 33, 3)) has its image length (pixels, (T, 33, 2+))."""
+    image = landmarks_px[..., :2]
+    world = world_m
+    torso_px = np.linalg.norm(
+        0.5 * (image[:, 11] + image[:, 12]) - 0.5 * (image[:, 23] + image[:, 24]), axis=-1
+    )
+    torso_m = np.linalg.norm(
+        0.5 * (world[:, 11] + world[:, 12]) - 0.5 * (world[:, 23] + world[:, 24]), axis=-1
+    )
+    depth = K[0, 0] * torso_m / np.maximum(torso_px, 1.0)
+    hip_px = 0.5 * (image[:, 23] + image[:, 24])
+    pelvis = np.stack(
+        [(hip_px[:, 0] - K[0, 2]) * depth / K[0, 0], (hip_px[:, 1] - K[1, 2]) * depth / K[1, 1], depth], -1
+    )
+    # Depth from one frame's torso is noisy: use the clip's median scale along the ray.
+    median_depth = np.median(depth)
+    pelvis *= (median_depth / depth)[:, None]
+    return pelvis - pelvis_rest_m
+
+
+def _silhouette_fields(keypoints: Keypoints) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame the distance (in mask cells) to the person mask inside its box, and the boxes.
+
+    Returns fields (T, rows, cols) float32 (0 inside the mask) and boxes (T, 4) (NaN rows: no mask).
+    """
+    rows, cols = MASK_SHAPE
+    bits = np.unpackbits(keypoints.masks_packed, axis=1)[:, : rows * cols].reshape(-1, rows, cols)
+    fields = np.zeros(bits.shape, dtype=np.float32)
+    for frame, mask in enumerate(bits):
+        if mask.any():
+            fields[frame] = cv2.distanceTransform((mask == 0).astype(np.uint8), cv2.DIST_L2, 3)
+    return fields / rows, keypoints.mask_boxes_px
+
+
+def _foot_plane(points: np.ndarray, up_hint: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares plane through (N, 3) points; normal oriented along ``up_hint``."""
+    centre = points.mean(axis=0)
+    _, _, vt = np.linalg.svd(points - centre)
+    normal = vt[-1] * np.sign(vt[-1] @ up_hint)
+    return normal, float(normal @ centre)
+
+
+# ---------------------------------------------------------------- the fit
+
+
+def fit_bodies(
+    keypoints: Keypoints,
+    body: BodyModel,
+    settings: FitSettings = FitSettings(),
+    metadata_focal_px: float | None = None,
+    progress: Progress | None = None,
+) -> BodyFit:
+    """Fit one shape and per-frame poses to ``keypoints``; see the module docstring."""
+    import time
+
+    started = time.perf_counter()
+    progress = progress or Progress()
+    present = keypoints.present
+    if present.sum() < 2:
+        raise HMNError("keypoints", "fewer than two frames show the subject")
+    focal, focal_source = choose_focal(
+        keypoints.width, keypoints.height, settings.focal_px, metadata_focal_px
+    )
+    K_np = camera_matrix(keypoints.width, keypoints.height, focal)
+    prior = settings.pose_prior or load_pose_prior()
+
+    surface_names = sorted({target for _, target, _ in CORRESPONDENCES if isinstance(target, str)})
+    silhouette_ids = np.linspace(0, body.num_vertices - 1, NUM_SILHOUETTE_POINTS).astype(int)
+    vertex_ids = {name: body.landmarks[name] for name in surface_names}
+    vertex_ids |= {f"surface_{i}": int(v) for i, v in enumerate(silhouette_ids)}
+    kin = _kinematics(body, vertex_ids)
+    num_betas = body.num_betas
+
+    # Observations (frames without the subject get zero weight).
+    mp_index = np.array([c[0] for c in CORRESPONDENCES])
+    weights = np.array([c[2] for c in CORRESPONDENCES], dtype=np.float32)
+    observed_px = np.nan_to_num(keypoints.landmarks_px[:, mp_index, :2])
+    visibility = np.nan_to_num(keypoints.visibility[:, mp_index]) * present[:, None] * weights
+    world = np.nan_to_num(keypoints.world_m[:, mp_index])
+    image_y = keypoints.landmarks_px[present, :, 1]
+    person_height_px = np.zeros(len(present))
+    person_height_px[present] = np.nanmax(image_y, axis=1) - np.nanmin(image_y, axis=1)
+    person_height_px = np.maximum(_interpolate_missing(person_height_px, present), 10.0)
+
+    # Initial state.
+    root_init = _interpolate_missing(
+        initial_orientation(np.nan_to_num(keypoints.world_m)).reshape(-1, 9), present
+    ).reshape(-1, 3, 3)
+    root_init = Rotation.from_matrix(root_init).as_matrix()  # re-orthonormalise interpolated rows
+    pelvis_rest = kin.joint_template[0].numpy()
+    transl_init = _interpolate_missing(
+        initial_translation(
+            np.nan_to_num(keypoints.landmarks_px), np.nan_to_num(keypoints.world_m), K_np, pelvis_rest
+        ),
+        present,
+    )
+
+    to_t = lambda array: torch.as_tensor(np.asarray(array), dtype=torch.float32)  # noqa: E731
+    K = to_t(K_np)
+    observed_px_t, visibility_t, world_t = to_t(observed_px), to_t(visibility), to_t(world)
+    height_t = to_t(person_height_px)[:, None, None]
+    prior_mean, prior_chol = to_t(prior.mean), to_t(prior.precision_cholesky)
+    lower, upper = to_t(prior.lower), to_t(prior.upper)
+    fields, boxes = _silhouette_fields(keypoints)
+    has_mask = to_t(present & np.isfinite(boxes).all(axis=1))
+    fields_t = to_t(fields)[:, None]  # (T, 1, rows, cols)
+    boxes_t = to_t(np.nan_to_num(boxes))
+
+    num_frames = len(present)
+    betas = torch.zeros(num_betas, requires_grad=True)
+    root_6d = to_t(root_init[..., :2].transpose(0, 2, 1).reshape(num_frames, 6)).requires_grad_(True)
+    body_pose = prior_mean.repeat(num_frames, 1).clone().requires_grad_(True)
+    transl = to_t(transl_init).requires_grad_(True)
+    foot_rows = [kin.vertex_index[name] for name in FOOT_POINTS]
+    silhouette_rows = [kin.vertex_index[f"surface_{i}"] for i in range(NUM_SILHOUETTE_POINTS)]
+    hip_rows = [i for i, c in enumerate(CORRESPONDENCES) if c[0] in (23, 24)]
+
+    # Row of each correspondence's model point in cat([joints, surface points], dim=1).
+    point_rows = torch.as_tensor(
+        [t if isinstance(t, int) else NUM_SMPL_JOINTS + kin.vertex_index[t] for _, t, _ in CORRESPONDENCES]
+    )
+
+    def model_points(joints: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
+        return torch.cat([joints, vertices], dim=1)[:, point_rows]
+
+    def evaluate():
+        root = rotation_6d_to_matrix(root_6d)
+        body_rot = axis_angle_to_matrix(body_pose.reshape(num_frames, 23, 3))
+        joints, vertices = posed_points(kin, betas, root, body_rot, transl)
+        return joints, vertices, model_points(joints, vertices)
+
+    def energy(stage: str, ground: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        joints, vertices, points = evaluate()
+        residual = (project(points, K) - observed_px_t) / height_t
+        data_2d = (visibility_t * geman_mcclure((residual**2).sum(-1), settings.robust_sigma)).mean()
+        relative = points - points[:, hip_rows].mean(1, keepdim=True)
+        observed_relative = world_t - world_t[:, hip_rows].mean(1, keepdim=True)
+        data_3d = (visibility_t * ((relative - observed_relative) ** 2).sum(-1)).mean()
+        total = settings.w_2d * data_2d + settings.w_3d * data_3d
+        if stage == "torso":
+            return total
+        whitened = (body_pose - prior_mean) @ prior_chol
+        total = total + settings.w_pose * (whitened**2).sum(-1).mean()
+        total = (
+            total
+            + settings.w_limits
+            * ((lower - body_pose).relu() ** 2 + (body_pose - upper).relu() ** 2).sum(-1).mean()
+        )
+        total = total + settings.w_shape * (betas**2).sum()
+        velocity = joints[1:] - joints[:-1]
+        total = total + settings.w_velocity * (velocity**2).sum(-1).mean() * 100
+        if num_frames > 2:
+            acceleration = joints[2:] - 2 * joints[1:-1] + joints[:-2]
+            total = total + settings.w_acceleration * (acceleration**2).sum(-1).mean() * 100
+        total = total + settings.w_silhouette * _silhouette_term(vertices[:, silhouette_rows])
+        if ground is not None:
+            normal, offset = ground
+            heights = vertices[:, foot_rows] @ normal - offset  # (T, 4)
+            lowest = -torch.logsumexp(-heights / 0.01, dim=1) * 0.01  # soft minimum
+            total = (
+                total + settings.w_contact * ((lowest**2).mean() + (heights.clamp(max=0) ** 2).mean()) * 100
+            )
+        return total
+
+    def _silhouette_term(surface: torch.Tensor) -> torch.Tensor:
+        pixels = project(surface, K)  # (T, S, 2)
+        x0, y0, x1, y1 = boxes_t.unbind(-1)
+        u = (pixels[..., 0] - x0[:, None]) / (x1 - x0).clamp(min=1)[:, None] * 2 - 1
+        v = (pixels[..., 1] - y0[:, None]) / (y1 - y0).clamp(min=1)[:, None] * 2 - 1
+        grid = torch.stack([u, v], -1)[:, :, None]  # (T, S, 1, 2)
+        distance = torch.nn.functional.grid_sample(fields_t, grid, align_corners=True, padding_mode="border")
+        outside = (u.abs() - 1).clamp(min=0) + (v.abs() - 1).clamp(min=0)  # beyond the box
+        per_frame = ((distance[:, 0, :, 0] + outside) ** 2).mean(-1)
+        return (per_frame * has_mask).sum() / has_mask.sum().clamp(min=1)
+
+    def optimise(parameters, iterations: int, stage: str, ground, report: Progress) -> None:
+        optimiser = torch.optim.Adam(parameters, lr=settings.learning_rate)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimiser, iterations, eta_min=settings.learning_rate / 10
+        )
+        for step in range(iterations):
+            optimiser.zero_grad()
+            loss = energy(stage, ground)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            if step % 20 == 0:
+                report(step / iterations, f"{stage} {step}/{iterations} energy {loss.item():.4g}")
+
+    main_iterations = settings.iterations
+    with progress.stage(0.0, 0.15, "fit: torso") as report:
+        optimise([root_6d, transl], max(main_iterations // 5, 10), "torso", None, report)
+    with progress.stage(0.15, 0.7, "fit: body") as report:
+        optimise([betas, root_6d, body_pose, transl], main_iterations, "body", None, report)
+    with torch.no_grad():
+        joints, vertices, _ = evaluate()
+        up_hint = rotation_6d_to_matrix(root_6d)[:, :, 1].mean(0).numpy()  # the bodies' mean y axis
+        feet = vertices[:, foot_rows].numpy()
+        lowest = feet[np.arange(num_frames), np.argmin(feet @ up_hint, axis=1)]
+        normal, offset = _foot_plane(lowest[present], up_hint)
+    ground = (to_t(normal), torch.tensor(offset, dtype=torch.float32))
+    with progress.stage(0.7, 1.0, "fit: contact") as report:
+        optimise(
+            [betas, root_6d, body_pose, transl], max(main_iterations // 3, 10), "contact", ground, report
+        )
+
+    with torch.no_grad():
+        joints, vertices, points = evaluate()
+        errors = torch.linalg.norm(project(points, K) - observed_px_t, dim=-1).numpy()
+        visible = visibility > 0.3 * weights
+        reprojection = np.where(
+            visible.any(1), (errors * visible).sum(1) / np.maximum(visible.sum(1), 1), np.nan
+        )
+        root = rotation_6d_to_matrix(root_6d).numpy()
+    return BodyFit(
+        betas=betas.detach().numpy().copy(),
+        global_orient=Rotation.from_matrix(root.astype(np.float64)).as_rotvec().astype(np.float32),
+        body_pose=body_pose.detach().numpy().copy(),
+        transl=transl.detach().numpy().copy(),
+        joints_m=joints.numpy(),
+        camera_K=K_np,
+        focal_source=focal_source,
+        ground_normal=normal,
+        ground_offset_m=offset,
+        reprojection_px=np.where(present, reprojection, np.nan),
+        timing_s=time.perf_counter() - started,
+    )

@@ -1,0 +1,67 @@
+"""The fit recovers a known body from synthetic MediaPipe-like observations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from synthetic_views import observe, truth_motion
+
+from hmn_blender_addon.body.model import load_body_model
+from hmn_blender_addon.errors import HMNError
+from hmn_blender_addon.fitting import FitSettings, choose_focal, default_focal_px, fit_bodies
+from hmn_blender_addon.metrics.accuracy import mpjpe_mm, pa_mpjpe_mm
+from hmn_blender_addon.mocap import load_bvh_as_smpl
+
+FOCAL_PX = 600.0
+GAP = slice(20, 24)
+
+
+@pytest.fixture(scope="module")
+def scenario(shared_data):
+    body = load_body_model("open")
+    clip = load_bvh_as_smpl(shared_data / "mocap" / "cmu_walk" / "12_01.bvh.gz")
+    truth = truth_motion(body, clip, frames=45, seed=1)
+    keypoints = observe(body, truth, 640, 480, FOCAL_PX, seed=2)
+    keypoints.detected[GAP] = False  # the subject is hidden for four frames
+    keypoints.landmarks_px[GAP] = np.nan
+    return body, truth, keypoints
+
+
+@pytest.fixture(scope="module")
+def fitted(scenario):
+    body, _, keypoints = scenario
+    return fit_bodies(keypoints, body, FitSettings(focal_px=FOCAL_PX))
+
+
+def test_fit_recovers_the_true_joints(scenario, fitted):
+    _, truth, keypoints = scenario
+    seen = keypoints.present
+    assert mpjpe_mm(fitted.joints_m[seen], truth["joints_m"][seen]) < 30
+    assert pa_mpjpe_mm(fitted.joints_m[seen], truth["joints_m"][seen]) < 25
+    # 2 px of keypoint noise: the fit's reprojection error stays close to it
+    assert np.nanmean(fitted.reprojection_px) < 4.5
+    pelvis_error_m = np.linalg.norm(fitted.joints_m[:, 0] - truth["joints_m"][:, 0], axis=1)
+    assert np.median(pelvis_error_m) < 0.1  # 2% of the 5 m depth
+
+
+def test_fit_finds_the_ground_under_the_feet(fitted):
+    # Camera frame: y down, so the true up is -y (the camera is level in the synthetic view).
+    assert np.degrees(np.arccos(fitted.ground_normal @ np.array([0.0, -1.0, 0.0]))) < 5
+    assert fitted.focal_source == "option"
+    assert fitted.global_orient.shape == (45, 3) and fitted.body_pose.shape == (45, 69)
+
+
+def test_frames_without_the_subject_are_carried_by_their_neighbours(scenario, fitted):
+    _, truth, _ = scenario
+    assert np.isnan(fitted.reprojection_px[GAP]).all()
+    gap_error_m = np.linalg.norm(fitted.joints_m[GAP] - truth["joints_m"][GAP], axis=-1).mean()
+    assert gap_error_m < 0.1
+
+
+def test_focal_length_comes_from_the_option_then_metadata_then_a_phone_default():
+    assert choose_focal(1920, 1080, 2520.0, 1500.0) == (2520.0, "option")
+    assert choose_focal(1920, 1080, None, 1500.0) == (1500.0, "metadata")
+    assert choose_focal(1920, 1080, None, None) == (pytest.approx(1920 * 26 / 36), "default")
+    assert default_focal_px(480, 640) == pytest.approx(640 * 26 / 36)
+    with pytest.raises(HMNError, match=r"--focal-px: must be positive, got -3.0"):
+        choose_focal(1920, 1080, -3.0, None)
