@@ -52,7 +52,7 @@ def observe(body: BodyModel, truth: dict, width: int, height: int, focal_px: flo
     K = camera_matrix(width, height, focal_px)
     joints, vertices = truth["joints_m"], truth["vertices_m"]
     frames = len(joints)
-    points = np.zeros((frames, 33, 3), np.float32)
+    points = np.repeat(joints[:, :1], 33, axis=1)  # landmarks without a model point: unseen, at the pelvis
     for mp_index, target, _ in CORRESPONDENCES:
         points[:, mp_index] = (
             joints[:, target] if isinstance(target, int) else vertices[:, body.landmarks[target]]

@@ -4,9 +4,11 @@ Camera-frame arrays use OpenCV axes (x right, y down, z forward, metres), like a
 ``joints_m``. The SMPL-named joints are the Anny bone heads that the body bridge maps to each SMPL
 joint (``anny_bridge.SMPL_DRIVE_BONES``: e.g. pelvis = Anny's root, knee = ``lowerleg01``'s head,
 spine1/2/3 = ``spine03``/``spine02``/``spine01``). Beyond section 10's keys: ``vertebra_frames_camera``
-(T x 19 x 3 x 3 curve frames, columns x left, y tangent up, z anterior), ``world_to_camera`` lets
-one return to the lab frame (y up, z the direction of walking, floor y = 0), and ``settings``,
-``source`` and ``trunk_ranges_deg`` record how the clip was made.
+(T x 19 x 3 x 3 curve frames, columns x left, y tangent up, z anterior) and
+``vertebra_static_frames`` (19 x 3 x 3, the same frames in the static posture, lab axes), from
+which section 6's anatomical frames follow (``metrics.angles.anatomical_rotations`` with the
+identity as body axes); ``world_to_camera`` leads back to the lab frame (y up, z the direction of
+walking, floor y = 0); ``settings``, ``source`` and ``trunk_ranges_deg`` record how the clip was made.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def truth_dict(motion: Motion, camera: Camera, fps: float, settings: dict) -> di
         "vertebra_names": list(VERTEBRA_NAMES),
         "vertebrae_camera_m": _rounded(to_camera(motion.vertebrae_m, camera)),
         "vertebra_frames_camera": _rounded(rotation @ motion.vertebra_rotations),
+        "vertebra_static_frames": _rounded(motion.rest_spine.rotations),
         "heel_strikes": motion.heel_strikes,
         "spine_morphology": {
             "lumbar_lordosis_deg": profile.lordosis_deg,
