@@ -246,17 +246,25 @@ def _product(rotations: np.ndarray) -> np.ndarray:
     return out
 
 
-def pick_clip(clips: list[MocapClip], frames: int, rng: np.random.Generator) -> tuple[MocapClip, np.ndarray]:
-    """A seeded choice of clip and its gait phase: among those with a window of two complete cycles,
-    else those at least ``frames`` long, else any (a stride gets repeated)."""
+@functools.lru_cache(maxsize=2)
+def usable_clips(mocap_dir: Path, fps: float) -> tuple[tuple[MocapClip, np.ndarray], ...]:
+    """The CMU walks whose gait phase can be measured, with that phase; read once per process."""
     usable = []
-    for clip in clips:
+    for clip in walking_clips(mocap_dir, fps):
         try:
             usable.append((clip, gait_phase(clip)))
         except HMNError:
             continue
     if not usable:
-        raise HMNError("mocap", "no walking clip with two left heel strikes")
+        raise HMNError(mocap_dir, "no walking clip with two left heel strikes")
+    return tuple(usable)
+
+
+def pick_clip(
+    usable: tuple[tuple[MocapClip, np.ndarray], ...], frames: int, rng: np.random.Generator
+) -> tuple[MocapClip, np.ndarray]:
+    """A seeded choice of clip and phase: among those with a window of two complete cycles, else
+    those at least ``frames`` long, else any (a stride gets repeated)."""
     for accept in (
         lambda phase: len(window_starts(phase, frames, 2)) > 0,
         lambda phase: len(phase) >= frames,
@@ -265,12 +273,6 @@ def pick_clip(clips: list[MocapClip], frames: int, rng: np.random.Generator) -> 
         if candidates:
             return candidates[int(rng.integers(len(candidates)))]
     return usable[int(rng.integers(len(usable)))]
-
-
-@functools.lru_cache(maxsize=2)
-def cached_walking_clips(mocap_dir: Path, fps: float) -> list[MocapClip]:
-    """:func:`..mocap.walking_clips`, read once per process (several seconds each time)."""
-    return walking_clips(mocap_dir, fps)
 
 
 def make_motion(settings: GaitSettings, mocap_dir: Path) -> Motion:
@@ -286,7 +288,7 @@ def make_motion(settings: GaitSettings, mocap_dir: Path) -> Motion:
     spine = place_spine(sample_profile(np.random.default_rng([settings.body_seed, 2])), s1, c7)
 
     rng = np.random.default_rng([settings.seed, 3])
-    clip, phase = pick_clip(cached_walking_clips(Path(mocap_dir), settings.fps), settings.frames, rng)
+    clip, phase = pick_clip(usable_clips(Path(mocap_dir), settings.fps), settings.frames, rng)
     index, offsets, phase, source = motion_window(clip, phase, settings.frames, rng)
     amplitudes = sample_amplitudes(rng, settings.lumbar_rom_scale)
     angles = region_angles_rad(phase, amplitudes, settings.asymmetry)

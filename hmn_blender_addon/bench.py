@@ -1,0 +1,290 @@
+"""``bench``: score every available pipeline stage on rendered ground-truth clips (DESIGN.md 6, 8, 10).
+
+``python -m hmn_blender_addon bench --out DIR [--clips N] [--set DIR] [--frames N] [--size WxH]``
+
+The set: ``--set DIR`` reads clips made by ``synth`` (each sub-folder with ``clip.mp4``,
+``truth.json``, ``masks.npz``); otherwise N clips are rendered into ``DIR/clips`` (kept, and reused
+by a later run with the same settings) covering the three views, several bodies, reduced lumbar
+ROM (scale 0.5) and asymmetric gait (asymmetry 0.3): see :func:`clip_design`.
+
+Stages, each timed per clip:
+- ``keypoints`` (:func:`..keypoints.extract_keypoints`, uncached): MediaPipe's landmarks against
+  the projected true joints of the same name (``keypoints_px``), its person mask against the
+  true mask (``keypoints_mask_iou``) and the share of frames with the subject.
+- reconstruction stages listed in :data:`RECONSTRUCTION_STAGES` as (label, module, function):
+  ``function(video_path: Path, progress: Progress) -> Reconstruction`` (``..reconstruction``).
+  Each is scored with section 6's definitions against the truth: MPJPE and PA-MPJPE (mm, camera
+  frame), acceleration error (mm/s^2), heel strikes (frames), and from its vertebra frames the
+  lumbar ROM, pelvic tilt range and symmetry index errors and the spine curve's Hausdorff
+  distance after pelvis alignment. A stage whose module or function does not exist yet is
+  reported as not available; nothing stands in for it.
+
+Writes ``DIR/bench.json`` (``clips``, ``summary``, ``speed``, ``stages``) and prints one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import resource
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import write_text_atomic
+from .errors import HMNError
+from .metrics.accuracy import accel_error_mm, hausdorff_mm, mpjpe_mm, pa_mpjpe_mm, silhouette_iou
+from .metrics.cycles import spine_metrics
+from .progress import Progress
+from .skeleton import MEDIAPIPE_LANDMARK_NAMES, SMPL_JOINT_INDEX
+from .synth.camera import VIEWS
+from .synth.command import DEFAULT_MOCAP_DIR, SynthSettings, make_clip
+from .synth.truth import read_masks
+
+# (label, module relative to this package, function): a function (video_path, progress) -> Reconstruction.
+RECONSTRUCTION_STAGES: tuple[tuple[str, str, str], ...] = (("fit", ".pipeline", "reconstruct"),)
+VARIANTS = {"normal": (1.0, 0.0), "reduced_rom": (0.5, 0.0), "asymmetric": (1.0, 0.3)}
+# Joints that MediaPipe and SMPL both name (REFERENCES.md section 6), compared in pixels
+KEYPOINT_JOINTS: tuple[str, ...] = tuple(
+    f"{side}_{joint}"
+    for side in ("left", "right")
+    for joint in ("hip", "knee", "ankle", "shoulder", "elbow", "wrist")
+)
+
+
+def clip_design(count: int, frames: int, width: int, height: int) -> list[tuple[str, SynthSettings]]:
+    """``count`` clips: variants (normal, reduced ROM, asymmetric) in turn, views shifted every three
+    clips so that each view meets each variant, a new body per clip."""
+    design = []
+    variants = list(VARIANTS)
+    for i in range(count):
+        variant = variants[i % 3]
+        view = VIEWS[(i + i // 3) % 3]
+        scale, asymmetry = VARIANTS[variant]
+        settings = SynthSettings(
+            seed=200 + i,
+            body_seed=100 + i,
+            view=view,
+            frames=frames,
+            width=width,
+            height=height,
+            lumbar_rom_scale=scale,
+            asymmetry=asymmetry,
+        )
+        design.append((f"{i:02d}_{view}_{variant}", settings))
+    return design
+
+
+def _generated_set(out_dir: Path, design: list[tuple[str, SynthSettings]], progress: Progress) -> list[Path]:
+    """Render the design's clips into ``out_dir/clips``, reusing those made with the same settings."""
+    folders = []
+    for k, (name, settings) in enumerate(design):
+        folder = out_dir / "clips" / name
+        truth_path = folder / "truth.json"
+        done = truth_path.is_file() and (folder / "clip.mp4").is_file() and (folder / "masks.npz").is_file()
+        if not (done and json.loads(truth_path.read_text())["settings"] == asdict(settings)):
+            with progress.stage(k / len(design), (k + 1) / len(design), f"synth {name}") as stage:
+                make_clip(settings, folder, stage, DEFAULT_MOCAP_DIR)
+        folders.append(folder)
+    return folders
+
+
+def _read_set(set_dir: Path) -> list[Path]:
+    folders = sorted(p.parent for p in set_dir.glob("*/truth.json"))
+    if not folders:
+        raise HMNError(set_dir, "no clips (sub-folders with truth.json) found")
+    return folders
+
+
+def reconstruction_stages() -> tuple[dict[str, object], dict[str, str]]:
+    """Available stage functions by label, and the status line of every listed stage."""
+    available, status = {}, {"keypoints": "available"}
+    for label, module_name, function in RECONSTRUCTION_STAGES:
+        try:
+            module = importlib.import_module(module_name, __package__)
+        except ModuleNotFoundError as exc:
+            status[label] = f"not yet available (no module {exc.name})"
+            continue
+        if not hasattr(module, function):
+            status[label] = f"not yet available (no {module.__name__}.{function})"
+            continue
+        available[label] = getattr(module, function)
+        status[label] = "available"
+    return available, status
+
+
+def _project(points_camera_m: np.ndarray, K: np.ndarray) -> np.ndarray:
+    uvw = points_camera_m @ K.T
+    return uvw[..., :2] / uvw[..., 2:3]
+
+
+def score_keypoints(keypoints, truth: dict, true_masks: np.ndarray) -> dict[str, float]:
+    """MediaPipe landmarks vs projected true joints (px), its person mask's IoU, frames with the subject."""
+    true_px = _project(np.asarray(truth["joints_camera_m"]), np.asarray(truth["camera"]["K"]))
+    mp = [MEDIAPIPE_LANDMARK_NAMES.index(name) for name in KEYPOINT_JOINTS]
+    smpl = [SMPL_JOINT_INDEX[name] for name in KEYPOINT_JOINTS]
+    present = keypoints.present
+    errors = np.linalg.norm(keypoints.landmarks_px[present][:, mp, :2] - true_px[present][:, smpl], axis=-1)
+    ious = [silhouette_iou(keypoints.person_mask(f), true_masks[f]) for f in range(len(true_masks))]
+    return {
+        "keypoints_px": float(np.nanmean(errors)),
+        "keypoints_mask_iou": float(np.mean(ious)),
+        "frames_with_person": float(np.mean(present)),
+    }
+
+
+def score_reconstruction(reconstruction, truth: dict) -> dict[str, float]:
+    """Section 6's errors of a Reconstruction against a clip's truth."""
+    true_joints = np.asarray(truth["joints_camera_m"])
+    joints = reconstruction.joints_m
+    fps = float(truth["fps"])
+    errors = {
+        "mpjpe_mm": mpjpe_mm(joints, true_joints),
+        "pa_mpjpe_mm": pa_mpjpe_mm(joints, true_joints),
+        "accel_err_mm_s2": accel_error_mm(joints, true_joints) * fps**2,
+    }
+    strikes = {
+        "left": list(reconstruction.heel_strikes_left),
+        "right": list(reconstruction.heel_strikes_right),
+    }
+    found = [
+        abs(f - min(truth["heel_strikes"][s], key=lambda t: abs(t - f))) for s in strikes for f in strikes[s]
+    ]
+    if found and all(truth["heel_strikes"].values()):
+        errors["heel_strike_err_frames"] = float(np.mean(found))
+    world_from_camera = reconstruction.world_from_camera
+    rotation, offset = world_from_camera[:3, :3], world_from_camera[:3, 3]
+    anatomical = rotation @ reconstruction.vertebra_rotations
+    metrics = spine_metrics(anatomical, joints[:, 0] @ rotation.T + offset, strikes)
+    true_metrics = truth["metrics"]
+    errors["pelvic_tilt_range_err_deg"] = abs(
+        metrics["pelvic_range_deg"]["tilt"]["mean"] - true_metrics["pelvic_range_deg"]["tilt"]["mean"]
+    )
+    for plane in ("sagittal", "frontal", "transverse"):
+        errors[f"lumbar_rom_err_deg_{plane}"] = abs(
+            metrics["lumbar_rom_deg"][plane]["mean"] - true_metrics["lumbar_rom_deg"][plane]["mean"]
+        )
+    errors["symmetry_index_err_pct"] = abs(
+        metrics["symmetry_index_pct"]["spinal"] - true_metrics["symmetry_index_pct"]["spinal"]
+    )
+    true_vertebrae = np.asarray(truth["vertebrae_camera_m"])
+    shift = (true_joints[:, 0] - joints[:, 0])[:, None]
+    errors["spine_hausdorff_mm"] = float(
+        np.mean(
+            [
+                hausdorff_mm(v, t)
+                for v, t in zip(reconstruction.vertebrae_m + shift, true_vertebrae, strict=True)
+            ]
+        )
+    )
+    return errors
+
+
+def run_bench(folders: list[Path], progress: Progress) -> dict:
+    """Run and score every available stage on each clip; the bench.json content."""
+    from .keypoints import extract_keypoints
+
+    stages, status = reconstruction_stages()
+    clips, seconds = [], {"keypoints": 0.0, **{label: 0.0 for label in stages}}
+    total_frames = 0
+    for k, folder in enumerate(folders):
+        truth = json.loads((folder / "truth.json").read_text())
+        video = folder / "clip.mp4"
+        total_frames += int(truth["video"]["frames"])
+        errors: dict[str, float] = {}
+        failures: dict[str, str] = {}
+        with progress.stage(k / len(folders), (k + 1) / len(folders), folder.name) as clip_progress:
+            start = time.perf_counter()
+            try:
+                keypoints = extract_keypoints(video, progress=clip_progress, use_cache=False)
+                errors |= score_keypoints(keypoints, truth, read_masks(folder / "masks.npz"))
+            except HMNError as exc:
+                failures["keypoints"] = str(exc)
+            seconds["keypoints"] += time.perf_counter() - start
+            for label, function in stages.items():
+                start = time.perf_counter()
+                try:
+                    errors |= score_reconstruction(function(video, clip_progress), truth)
+                except HMNError as exc:
+                    failures[label] = str(exc)
+                seconds[label] += time.perf_counter() - start
+        settings = truth.get("settings", {})
+        clips.append(
+            {"name": folder.name, "view": settings.get("view", ""), "errors": errors, "failures": failures}
+        )
+    keys = sorted({key for clip in clips for key in clip["errors"]})
+    summary = {key: float(np.mean([c["errors"][key] for c in clips if key in c["errors"]])) for key in keys}
+    pipeline_seconds = sum(seconds.values())
+    return {
+        "clips": clips,
+        "summary": summary,
+        "speed": {
+            "keypoints_fps": total_frames / seconds["keypoints"] if seconds["keypoints"] else None,
+            "pipeline_fps": total_frames / pipeline_seconds if stages else None,
+            "seconds_per_stage": seconds,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        },
+        "stages": status,
+        "frames": total_frames,
+    }
+
+
+def format_table(bench: dict) -> str:
+    """One table: a row per clip and the mean, a column per error; then stages and speed."""
+    keys = list(bench["summary"])
+    name_width = max([len(c["name"]) for c in bench["clips"]] + [4])
+    header = "clip".ljust(name_width) + "".join(f" {key:>{max(len(key), 8)}}" for key in keys)
+    lines = [header, "-" * len(header)]
+    rows = [(c["name"], c["errors"]) for c in bench["clips"]] + [("mean", bench["summary"])]
+    for name, errors in rows:
+        cells = "".join(
+            f" {errors[key]:>{max(len(key), 8)}.2f}" if key in errors else f" {'-':>{max(len(key), 8)}}"
+            for key in keys
+        )
+        lines.append(name.ljust(name_width) + cells)
+    for clip in bench["clips"]:
+        for stage, message in clip["failures"].items():
+            lines.append(f"{clip['name']}: {stage} failed: {message}")
+    for stage, state in bench["stages"].items():
+        lines.append(f"stage {stage}: {state}")
+    speed = bench["speed"]
+    per_stage = ", ".join(
+        f"{stage} {value:.1f} s ({1000 * value / max(bench['frames'], 1):.0f} ms/frame)"
+        for stage, value in speed["seconds_per_stage"].items()
+    )
+    lines.append(f"seconds per stage over {bench['frames']} frames: {per_stage}")
+    lines.append(f"peak RSS {speed['peak_rss_mb']:.0f} MB")
+    return "\n".join(lines)
+
+
+def _handle(args: argparse.Namespace, progress: Progress) -> int:
+    out = Path(args.out)
+    if args.set is not None:
+        folders = _read_set(Path(args.set))
+        scoring_start = 0.0
+    else:
+        if args.clips < 1:
+            raise HMNError("--clips", f"needs at least 1 clip, got {args.clips}")
+        with progress.stage(0.0, 0.5, "synth") as stage:
+            folders = _generated_set(out, clip_design(args.clips, args.frames, *args.size), stage)
+        scoring_start = 0.5
+    with progress.stage(scoring_start, 1.0, "bench") as stage:
+        bench = run_bench(folders, stage)
+    write_text_atomic(out / "bench.json", json.dumps(bench, indent=1))
+    print("\n" + format_table(bench))
+    return 0
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    from .synth.command import _size
+
+    parser = subparsers.add_parser("bench", help="score the pipeline's stages on rendered ground-truth clips")
+    parser.add_argument("--out", required=True, help="output folder (bench.json; generated clips in clips/)")
+    parser.add_argument("--clips", type=int, default=6, help="clips to generate (default 6)")
+    parser.add_argument("--set", help="a folder of clips made by synth, instead of generating")
+    parser.add_argument("--frames", type=int, default=90, help="frames per generated clip")
+    parser.add_argument("--size", type=_size, default=(640, 480), help="WIDTHxHEIGHT of generated clips")
+    parser.set_defaults(handler=_handle)

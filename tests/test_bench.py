@@ -1,0 +1,103 @@
+"""The benchmark: its clip design, an end-to-end run on one tiny clip, and the scorer against known errors."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from hmn_blender_addon.bench import clip_design, score_reconstruction
+from hmn_blender_addon.cli import main
+from hmn_blender_addon.metrics.angles import anatomical_rotations
+
+
+def test_design_covers_views_bodies_and_variants():
+    design = clip_design(6, 90, 640, 480)
+    pairs = {(s.view, s.lumbar_rom_scale, s.asymmetry) for _, s in design}
+    assert {view for view, _, _ in pairs} == {"side", "oblique", "front"}
+    assert {(scale, asym) for _, scale, asym in pairs} == {(1.0, 0.0), (0.5, 0.0), (1.0, 0.3)}
+    assert len(pairs) == 6
+    assert len({s.body_seed for _, s in design}) == 6
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    assert (
+        main(["--quiet", "bench", "--out", str(out), "--clips", "1", "--frames", "32", "--size", "320x240"])
+        == 0
+    )
+    return out
+
+
+def test_bench_writes_its_table_and_reports_missing_stages(bench_run, capsys):
+    bench = json.loads((bench_run / "bench.json").read_text())
+    assert set(bench) >= {"clips", "summary", "speed", "stages"}
+    (clip,) = bench["clips"]
+    assert clip["name"] == "00_side_normal" and clip["view"] == "side"
+    # MediaPipe on the rendered body: the walker is found and its landmarks sit near the true joints
+    assert clip["errors"]["frames_with_person"] > 0.9
+    assert clip["errors"]["keypoints_px"] < 15.0
+    assert clip["errors"]["keypoints_mask_iou"] > 0.6
+    assert bench["speed"]["keypoints_fps"] > 0
+    assert bench["stages"]["keypoints"] == "available"
+    # no reconstruction stage yet: reported, not faked
+    assert bench["stages"]["fit"].startswith("not yet available")
+    assert "mpjpe_mm" not in bench["summary"]
+    # a second run reuses the rendered clip
+    video = bench_run / "clips" / "00_side_normal" / "clip.mp4"
+    before = video.stat().st_mtime_ns
+    assert (
+        main(
+            [
+                "--quiet",
+                "bench",
+                "--out",
+                str(bench_run),
+                "--clips",
+                "1",
+                "--frames",
+                "32",
+                "--size",
+                "320x240",
+            ]
+        )
+        == 0
+    )
+    assert video.stat().st_mtime_ns == before
+    assert "keypoints_px" in capsys.readouterr().out
+
+
+def _reconstruction_from_truth(truth: dict) -> SimpleNamespace:
+    """A stand-in Reconstruction holding the truth itself (camera frame)."""
+    world_to_camera = np.asarray(
+        truth["world_to_camera"] if "world_to_camera" in truth else truth["camera"]["world_to_camera"]
+    )
+    rotation = world_to_camera[:3, :3]
+    frames_camera = np.asarray(truth["vertebra_frames_camera"])
+    anatomical_world = anatomical_rotations(
+        rotation.T @ frames_camera, np.asarray(truth["vertebra_static_frames"]), np.eye(3)
+    )
+    return SimpleNamespace(
+        joints_m=np.asarray(truth["joints_camera_m"]),
+        vertebrae_m=np.asarray(truth["vertebrae_camera_m"]),
+        vertebra_rotations=rotation @ anatomical_world,
+        world_from_camera=np.linalg.inv(world_to_camera),
+        heel_strikes_left=np.asarray(truth["heel_strikes"]["left"]),
+        heel_strikes_right=np.asarray(truth["heel_strikes"]["right"]),
+    )
+
+
+def test_scorer_reads_zero_on_the_truth_and_the_known_error_of_a_shift(bench_run):
+    truth = json.loads((bench_run / "clips" / "00_side_normal" / "truth.json").read_text())
+    exact = score_reconstruction(_reconstruction_from_truth(truth), truth)
+    for key, value in exact.items():
+        assert value == pytest.approx(0.0, abs=0.05), key
+    shifted = _reconstruction_from_truth(truth)
+    shifted.joints_m = shifted.joints_m.copy()
+    shifted.joints_m[:, 1:] += np.array([0.0, 0.0, 0.023])  # every joint but the pelvis 23 mm deeper
+    errors = score_reconstruction(shifted, truth)
+    assert errors["mpjpe_mm"] == pytest.approx(23.0 * 23 / 24, rel=1e-6)
+    assert errors["accel_err_mm_s2"] == pytest.approx(0.0, abs=1e-6)
