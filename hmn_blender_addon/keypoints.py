@@ -17,9 +17,11 @@ people and picks the walker afterwards:
   far its hip centre travels, in torso lengths, across the image and in depth (from the change
   of the torso's length), so that walks toward the camera count as well.
 
-Frames without the subject are marked; gaps of at most ``MAX_BRIDGE_S`` between two detections
-are bridged by linear interpolation and flagged. The person mask is kept per frame as a
-``MASK_SHAPE`` binary crop of the person's box, bit-packed (576 bytes a frame).
+Brief left/right exchanges of a leg or arm pair (MediaPipe's common error on the far side in
+side views) are undone (:func:`correct_side_swaps`). Frames without the subject are marked; gaps
+of at most ``MAX_BRIDGE_S`` between two detections are bridged by linear interpolation and
+flagged. The person mask is kept per frame as a ``MASK_SHAPE`` binary crop of the person's box,
+bit-packed (576 bytes a frame).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from .progress import Progress
 from .skeleton import MEDIAPIPE_LANDMARK_NAMES
 from .video import Frame, VideoInfo, iter_frames, probe_video
 
-KEYPOINTS_VERSION = 2  # bump when the output of this stage changes (invalidates cached entries)
+KEYPOINTS_VERSION = 3  # bump when the output of this stage changes (invalidates cached entries)
 NUM_LANDMARKS = len(MEDIAPIPE_LANDMARK_NAMES)
 MODEL_COMPLEXITY = 1
 DEFAULT_MAX_SIDE = 960
@@ -61,6 +63,7 @@ MAX_SCALE_RATIO = 1.5  # torso length ratio between frames (and across a chained
 CHAIN_MAX_GAP_S = 1.0
 CHAIN_TOLERANCE_TORSO = 0.75  # position tolerance at a chained gap, plus 2 torso lengths per second
 FOCAL_GUESS_PER_SIDE = 0.7  # focal length / long side of a phone's main camera (26 mm equivalent, 16:9)
+SWAP_RATIO = 0.5  # see correct_side_swaps
 MAX_BRIDGE_S = 0.34  # time between the detections around a gap that is bridged (10 frames at 30 fps)
 PROGRESS_EVERY = 10  # frames between progress reports (and cancellation checks)
 _HIPS = (MEDIAPIPE_LANDMARK_NAMES.index("left_hip"), MEDIAPIPE_LANDMARK_NAMES.index("right_hip"))
@@ -413,7 +416,54 @@ def _subject_arrays(chain: list[_Track], times: np.ndarray, info: VideoInfo) -> 
         info.height,
         info.fps,
     )
-    return bridge_gaps(keypoints)
+    return bridge_gaps(correct_side_swaps(keypoints))
+
+
+def _side_indices(limb_parts: tuple[str, ...]) -> tuple[list[int], list[int]]:
+    return tuple(
+        [MEDIAPIPE_LANDMARK_NAMES.index(f"{side}_{part}") for part in limb_parts]
+        for side in ("left", "right")
+    )
+
+
+# left/right groups relabelled together: a leg with its hip, an arm with its shoulder and hand
+SIDE_GROUPS = (
+    _side_indices(("hip", "knee", "ankle", "heel", "foot_index")),
+    _side_indices(("shoulder", "elbow", "wrist", "pinky", "index", "thumb")),
+)
+
+
+def correct_side_swaps(keypoints: Keypoints, ratio: float = SWAP_RATIO) -> Keypoints:
+    """Undo MediaPipe's brief left/right exchanges of a leg or an arm pair (frequent on the far
+    side in side views).
+
+    Between consecutive detections, a group whose left and right image points are much closer
+    (sum of distances below ``ratio`` times) to the previous frame's opposite side than to the
+    same side flips the labelling. Within each run of consecutive detections, the labelling that
+    holds for the minority of frames is taken as the exchanged one (MediaPipe is right most of the
+    time) and those frames' landmarks, visibility and world landmarks are swapped back, in place.
+    """
+    detected = keypoints.detected
+    consecutive = detected[1:] & detected[:-1]
+    run = np.cumsum(np.concatenate([[True], ~consecutive]))  # id of each frame's run of detections
+    run_start = np.flatnonzero(np.concatenate([[True], ~consecutive]))
+    xy = keypoints.landmarks_px[..., :2]
+    for left, right in SIDE_GROUPS:
+        before, after = xy[:-1], xy[1:]
+        same = np.linalg.norm(after[:, left] - before[:, left], axis=-1).sum(-1) + np.linalg.norm(
+            after[:, right] - before[:, right], axis=-1
+        ).sum(-1)
+        crossed = np.linalg.norm(after[:, left] - before[:, right], axis=-1).sum(-1) + np.linalg.norm(
+            after[:, right] - before[:, left], axis=-1
+        ).sum(-1)
+        flips = np.concatenate([[0], np.cumsum(consecutive & (crossed < ratio * same))])
+        exchanged = (flips - flips[run_start[run - 1]]) % 2  # relative to the run's first frame
+        majority = np.bincount(run, weights=exchanged)[run] * 2 > np.bincount(run)[run]
+        swap = np.flatnonzero(detected & (exchanged != majority))
+        sides = np.array(left + right), np.array(right + left)
+        for array in (keypoints.landmarks_px, keypoints.visibility, keypoints.world_m):
+            array[swap[:, None], sides[0]] = array[swap[:, None], sides[1]]
+    return keypoints
 
 
 def bridge_gaps(keypoints: Keypoints, max_gap_s: float = MAX_BRIDGE_S) -> Keypoints:

@@ -16,7 +16,14 @@ from test_video import write_clip
 
 from hmn_blender_addon.cache import stage_path
 from hmn_blender_addon.errors import Cancelled, HMNError
-from hmn_blender_addon.keypoints import extract_keypoints, hip_centre, torso_length
+from hmn_blender_addon.keypoints import (
+    SIDE_GROUPS,
+    Keypoints,
+    correct_side_swaps,
+    extract_keypoints,
+    hip_centre,
+    torso_length,
+)
 from hmn_blender_addon.progress import Progress
 
 CANVAS = (640, 360)  # width, height
@@ -155,6 +162,44 @@ def test_walker_toward_the_camera_beats_a_bystander_present_longer(tmp_path, spr
     assert torso[-1] > 1.8 * torso[0]
 
 
+def _moving_points(frames: int) -> Keypoints:
+    """Keypoints of 33 points scattered over 200 px, all moving 5 px a frame to the right."""
+    base = np.random.default_rng(0).uniform(0, 200, (33, 3)).astype(np.float32)
+    landmarks = (
+        base + np.array([5.0, 0.0, 0.0], np.float32) * np.arange(frames, dtype=np.float32)[:, None, None]
+    )
+    return Keypoints(
+        landmarks_px=landmarks,
+        visibility=np.tile(np.linspace(0.5, 1.0, 33, dtype=np.float32), (frames, 1)),
+        world_m=landmarks / 500.0,
+        detected=np.ones(frames, dtype=bool),
+        interpolated=np.zeros(frames, dtype=bool),
+        times_s=np.arange(frames) / 30.0,
+        mask_boxes_px=np.zeros((frames, 4), np.float32),
+        masks_packed=np.zeros((frames, 576), np.uint8),
+        width=640,
+        height=360,
+        fps=30.0,
+    )
+
+
+def test_brief_left_right_exchanges_are_undone():
+    truth = _moving_points(40)
+    observed = _moving_points(40)
+    observed.detected[[25, 26]] = False  # a gap: frames 27+ are judged on their own
+    legs, arms = SIDE_GROUPS
+    for group, frames in ((legs, [0, 10, 20, 21, 22, 27]), (arms, [5, 39])):
+        for array in (observed.landmarks_px, observed.visibility, observed.world_m):
+            array[np.array(frames)[:, None], np.array(group[0] + group[1])] = array[
+                np.array(frames)[:, None], np.array(group[1] + group[0])
+            ]
+    corrected = correct_side_swaps(observed)
+    keep = corrected.detected
+    np.testing.assert_array_equal(corrected.landmarks_px[keep], truth.landmarks_px[keep])
+    np.testing.assert_array_equal(corrected.visibility[keep], truth.visibility[keep])
+    np.testing.assert_array_equal(corrected.world_m[keep], truth.world_m[keep])
+
+
 def test_no_person_in_most_frames_is_an_error_and_caches_nothing(tmp_path, sprite, monkeypatch):
     monkeypatch.setenv("HMN_CACHE_DIR", str(tmp_path / "cache"))
     path = sprite_clip(tmp_path / "empty_scene.mp4", sprite, frames=30, absent=set(range(12, 30)))
@@ -214,6 +259,12 @@ def test_real_clip_subject_is_the_walker_not_the_background_person(sports2d):
     # on the ground (the background person stands on a box, hips above y = 500), at one scale
     assert np.all((hips[:, 1] > 650) & (hips[:, 1] < 800))
     assert np.all((torso > 0.75 * np.median(torso)) & (torso < 1.25 * np.median(torso)))
+    # MediaPipe exchanges the legs in single frames (58, 106, 158); none is left
+    legs = np.array(SIDE_GROUPS[0])
+    points = keypoints.landmarks_px[frames][:, :, :2]
+    same = np.linalg.norm(points[1:, legs] - points[:-1, legs], axis=-1).sum(axis=(1, 2))
+    crossed = np.linalg.norm(points[1:, legs] - points[:-1, legs[::-1]], axis=-1).sum(axis=(1, 2))
+    assert np.all(crossed > 0.5 * same)
     # right to left, monotonically over any 5 frames, about 1400 px in all
     assert np.all(hips[5:, 0] - hips[:-5, 0] < 0)
     assert hips[0, 0] - hips[-1, 0] > 1200
