@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
 from ..paths import configure_third_party_caches
 from ..skeleton import NUM_SMPL_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS
@@ -127,14 +128,7 @@ def anny_model() -> anny.Anny:
 
 def _minimal_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(3, 3) the smallest rotation taking direction ``source`` onto direction ``target``."""
-    a = source / np.linalg.norm(source)
-    b = target / np.linalg.norm(target)
-    axis = np.cross(a, b)
-    sin, cos = np.linalg.norm(axis), float(a @ b)
-    if sin < 1e-12:
-        return np.eye(3)
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]]) / sin
-    return np.eye(3) + sin * k + (1 - cos) * (k @ k)
+    return Rotation.align_vectors(target[None], source[None])[0].as_matrix()
 
 
 @functools.lru_cache(maxsize=1)
@@ -149,12 +143,13 @@ def tpose_rotations() -> np.ndarray:
     for joint, (child, target) in _TPOSE_SEGMENTS.items():
         direction = centres[index[child]] - centres[index[joint]]
         rotations[index[joint]] = _minimal_rotation(direction, np.asarray(target))
-    hand_fingers = {"left_hand": "L", "right_hand": "R"}
-    for joint, side in hand_fingers.items():
-        bones = [model.bone_labels.index(f"finger{k}-{n}.{side}") for n in (1, 2) for k in range(2, 6)]
-        direction = heads[bones[4:]].mean(0).double().numpy() - heads[bones[:4]].mean(0).double().numpy()
-        target = np.array([1.0 if side == "L" else -1.0, 0.0, 0.0])
-        rotations[index[joint]] = _minimal_rotation(direction, target)
+    for joint, side, sign in (("left_hand", "L", 1.0), ("right_hand", "R", -1.0)):
+        # The hand points along its fingers: from their first to their second phalanges' heads.
+        knuckles, middles = (
+            [model.bone_labels.index(f"finger{k}-{n}.{side}") for k in range(2, 6)] for n in (1, 2)
+        )
+        direction = (heads[middles].mean(0) - heads[knuckles].mean(0)).double().numpy()
+        rotations[index[joint]] = _minimal_rotation(direction, np.array([sign, 0.0, 0.0]))
     return rotations
 
 
