@@ -20,7 +20,7 @@ from ..atomic import atomic_path
 from ..errors import HMNError
 from ..paths import PACKAGE_DIR
 from ..progress import Progress
-from .camera import VIEWS, make_camera
+from .camera import VIEWS, Camera, make_camera
 from .gait import GaitSettings, Motion, make_motion
 from .truth import truth_dict, write_masks, write_truth
 
@@ -82,19 +82,8 @@ def check_settings(settings: SynthSettings) -> None:
         raise HMNError("--engine", f"must be workbench or cycles, not {settings.engine!r}")
 
 
-def make_clip(
-    settings: SynthSettings, out_dir: Path, progress: Progress, mocap_dir: Path = DEFAULT_MOCAP_DIR
-) -> Clip:
-    """Generate, render and write one clip into ``out_dir``."""
-    from ..blender.synth_render import RenderJob, render_clip
-
-    check_settings(settings)
-    if not mocap_dir.is_dir():
-        raise HMNError(mocap_dir, "the CMU walking motion capture folder is missing (see --mocap-dir)")
-    out_dir = Path(out_dir)
-    timing = {}
-    start = time.perf_counter()
-    progress(0.0, "body and motion")
+def clip_truth(settings: SynthSettings, mocap_dir: Path = DEFAULT_MOCAP_DIR) -> tuple[Motion, Camera, dict]:
+    """The motion, camera and truth of a clip, without rendering (deterministic)."""
     gait = GaitSettings(
         settings.seed,
         settings.body_seed,
@@ -109,7 +98,23 @@ def make_clip(
         -1, 3
     )
     camera = make_camera(settings.view, sample, settings.width, settings.height, rng)
-    truth = truth_dict(motion, camera, float(settings.fps), asdict(settings))
+    return motion, camera, truth_dict(motion, camera, float(settings.fps), asdict(settings))
+
+
+def make_clip(
+    settings: SynthSettings, out_dir: Path, progress: Progress, mocap_dir: Path = DEFAULT_MOCAP_DIR
+) -> Clip:
+    """Generate, render and write one clip into ``out_dir``."""
+    from ..blender.synth_render import RenderJob, render_clip
+
+    check_settings(settings)
+    if not mocap_dir.is_dir():
+        raise HMNError(mocap_dir, "the CMU walking motion capture folder is missing (see --mocap-dir)")
+    out_dir = Path(out_dir)
+    timing = {}
+    start = time.perf_counter()
+    progress(0.0, "body and motion")
+    motion, camera, truth = clip_truth(settings, mocap_dir)
     timing["motion"] = time.perf_counter() - start
     job = RenderJob(
         vertices_m=motion.vertices_m,
