@@ -205,6 +205,18 @@ def test_truncated_pickle(tmp_path, cache, official_pickle) -> None:
         load_body_model("smpl", path)
 
 
+def test_inconsistent_arrays_are_named(tmp_path, cache, official_arrays) -> None:
+    broken = {**official_arrays, "f": official_arrays["f"] + NUM_VERTICES}
+    np.savez(tmp_path / "SMPL_NEUTRAL.npz", **broken)
+    with pytest.raises(HMNError, match="are not triangles of its 6890 vertices"):
+        load_body_model("smpl", tmp_path)
+    np.savez(
+        tmp_path / "SMPL_NEUTRAL.npz", **{**official_arrays, "weights": official_arrays["weights"][:, :22]}
+    )
+    with pytest.raises(HMNError, match=r"weights has shape \(6890, 22\), expected \(6890, 24\)"):
+        load_body_model("smpl", tmp_path)
+
+
 def test_npz_with_pickled_objects_and_missing_gender_file(tmp_path, cache) -> None:
     path = tmp_path / "SMPL_NEUTRAL.npz"
     np.savez(path, v_template=np.array([{"a": 1}], dtype=object))

@@ -87,6 +87,8 @@ def body_model_from_arrays(kind: str, arrays: dict[str, np.ndarray], source: str
     weights = np.asarray(arrays["weights"], dtype=np.float32)
     parents = np.asarray(arrays["kintree_table"], dtype=np.int64)[0].copy()
     parents[0] = -1
+    if shapedirs.ndim != 3:
+        raise HMNError(source, f"shapedirs has shape {shapedirs.shape}, expected (vertices, 3, betas)")
     expected = {
         "v_template": (v_template.shape, (num_vertices, 3)),
         "shapedirs": (shapedirs.shape[:2], (num_vertices, 3)),
@@ -100,6 +102,10 @@ def body_model_from_arrays(kind: str, arrays: dict[str, np.ndarray], source: str
     if not np.array_equal(parents, SMPL_PARENTS):
         raise HMNError(source, "its kinematic tree is not SMPL's 24-joint tree")
     faces = np.asarray(arrays["f"], dtype=np.int64)
+    if faces.ndim != 2 or faces.shape[1] != 3 or faces.min() < 0 or faces.max() >= num_vertices:
+        raise HMNError(
+            source, f"its faces (shape {faces.shape}) are not triangles of its {num_vertices} vertices"
+        )
     metadata = json.loads(str(arrays["metadata_json"])) if "metadata_json" in arrays else {}
     return BodyModel(
         kind=kind,
