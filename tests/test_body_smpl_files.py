@@ -26,12 +26,15 @@ NUM_VERTICES = 6890
 
 
 class Ch:
-    """A stand-in for chumpy.ch.Ch with chumpy's own pickled state layout."""
+    """A stand-in for chumpy.ch.Ch pickling chumpy's state (its __dict__ less _parents and _cache)."""
 
     def __init__(self, x: np.ndarray) -> None:
-        self.x = x
-        self._dirty_vars: set = set()
+        self._dirty_vars = {"x"}
         self._itr = None
+        self._make_dense = False
+        self._make_sparse = False
+        self._depends_on_deps: dict = {}
+        self.x = x
 
     def __getstate__(self) -> dict:
         return dict(self.__dict__)
