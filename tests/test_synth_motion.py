@@ -93,3 +93,15 @@ def test_same_settings_same_truth(walks, mocap_dir):
     np.testing.assert_array_equal(again.vertices_m, motion.vertices_m)
     np.testing.assert_array_equal(again.vertebrae_m, motion.vertebrae_m)
     assert again.heel_strikes == motion.heel_strikes
+
+
+def test_without_the_mocap_folder_a_procedural_walk_stands_in(tmp_path):
+    motion = make_motion(GaitSettings(3, 7, 90, 30.0, 1.0, 0.0), tmp_path / "absent")
+    assert motion.source.startswith("procedural")
+    metrics = spine_metrics(motion.anatomical_rotations, motion.joints_m[:, 0], motion.heel_strikes)
+    assert metrics["cycles"] == {"count": 2, "source": "heel_strikes"}
+    # about 1.1 s strides: consecutive left heel strikes 30 to 36 frames apart
+    assert all(30 <= b - a <= 36 for a, b in itertools.pairwise(motion.heel_strikes["left"]))
+    # walking forward at a normal speed for the body's size (1.0 to 1.6 m/s)
+    speed = (motion.joints_m[-1, 0, 2] - motion.joints_m[0, 0, 2]) / (89 / 30.0)
+    assert 1.0 < speed < 1.6

@@ -108,8 +108,6 @@ def make_clip(
     from ..blender.synth_render import RenderJob, render_clip
 
     check_settings(settings)
-    if not mocap_dir.is_dir():
-        raise HMNError(mocap_dir, "the CMU walking motion capture folder is missing (see --mocap-dir)")
     out_dir = Path(out_dir)
     timing = {}
     start = time.perf_counter()

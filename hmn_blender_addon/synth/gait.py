@@ -5,7 +5,8 @@ the floor at y = 0. Steps:
 1. The phenotype and spine profile come from the body seed; Anny's rest body gives the stature,
    the 24 SMPL-named joint centres (the bone heads the body bridge maps to each SMPL joint:
    ``anny_bridge.SMPL_DRIVE_BONES``) and the spine's anchors.
-2. A CMU walk and a window of it come from the seed (a stride repeated when the clip is short).
+2. A CMU walk and a window of it come from the seed (a stride repeated when the clip is short);
+   where the CMU folder is absent, the procedural walk of :mod:`.procedural` stands in.
    Its gait phase (0 at each left heel strike) drives the trunk model; its legs and arms are
    retargeted through the body bridge, keeping the thighs' and collars' captured world
    orientations under the model's pelvis and thorax; its pelvis orientation and spine rotations
@@ -38,6 +39,7 @@ from ..metrics.cycles import heel_strikes_from_joints
 from ..mocap import MocapClip, walking_clips
 from ..skeleton import SMPL_JOINT_INDEX
 from .phenotype import Phenotype, sample_phenotype
+from .procedural import procedural_clip
 from .spine import RestSpine, place_spine, sample_profile, spine_anchors
 from .trunk import TrunkAmplitudes, chain_world, joint_rotations, region_angles_rad, sample_amplitudes
 
@@ -248,9 +250,11 @@ def _product(rotations: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=2)
 def usable_clips(mocap_dir: Path, fps: float) -> tuple[tuple[MocapClip, np.ndarray], ...]:
-    """The CMU walks whose gait phase can be measured, with that phase; read once per process."""
+    """The CMU walks whose gait phase can be measured, with that phase; read once per process.
+    Without the folder, the procedural walk (:mod:`.procedural`) alone."""
+    clips = walking_clips(mocap_dir, fps) if mocap_dir.is_dir() else [procedural_clip(fps)]
     usable = []
-    for clip in walking_clips(mocap_dir, fps):
+    for clip in clips:
         try:
             usable.append((clip, gait_phase(clip)))
         except HMNError:
