@@ -141,9 +141,13 @@ def window_starts(phase: np.ndarray, frames: int, cycles: int) -> np.ndarray:
     """First frames of windows of ``frames`` that start :data:`LEAD_FRAMES` before a left heel strike
     and hold ``cycles`` complete cycles of that foot (its last strike a few frames before the end)."""
     strikes = left_strikes(phase)
-    last = np.append(strikes[cycles:], [np.iinfo(np.int64).max] * min(cycles, len(strikes)))[: len(strikes)]
     starts = strikes - LEAD_FRAMES
-    fits = (starts >= 0) & (starts + frames <= len(phase)) & (last - starts <= frames - LEAD_FRAMES)
+    fits = (starts >= 0) & (starts + frames <= len(phase))
+    if cycles:
+        last = np.append(strikes[cycles:], [np.iinfo(np.int64).max] * min(cycles, len(strikes)))[
+            : len(strikes)
+        ]
+        fits &= last - starts <= frames - LEAD_FRAMES
     return starts[fits]
 
 
