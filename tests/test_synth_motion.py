@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from hmn_blender_addon.metrics.cycles import spine_metrics
+from hmn_blender_addon.spine.profile import back_surface_z
 from hmn_blender_addon.synth.gait import GaitSettings, make_motion, rest_body
-from hmn_blender_addon.synth.spine import KYPHOSIS_RANGE_DEG, LORDOSIS_RANGE_DEG, back_surface_z
+from hmn_blender_addon.synth.spine import KYPHOSIS_RANGE_DEG, LORDOSIS_RANGE_DEG
 
 
 @pytest.fixture(scope="session")

@@ -38,10 +38,12 @@ from ..metrics.angles import rotation_from_cardan
 from ..metrics.cycles import heel_strikes_from_joints
 from ..mocap import MocapClip, walking_clips
 from ..skeleton import SMPL_JOINT_INDEX
+from ..spine.profile import RestSpine, place_spine, spine_anchors
+from ..spine.segments import chain_world
 from .phenotype import Phenotype, sample_phenotype
 from .procedural import procedural_clip
-from .spine import RestSpine, place_spine, sample_profile, spine_anchors
-from .trunk import TrunkAmplitudes, chain_world, joint_rotations, region_angles_rad, sample_amplitudes
+from .spine import sample_profile
+from .trunk import TrunkAmplitudes, joint_rotations, region_angles_rad, sample_amplitudes
 
 ANNY_SPINE_BONES = ("spine05", "spine04", "spine03", "spine02", "spine01")
 REPLACED_SMPL_JOINTS = ("spine1", "spine2", "spine3")
