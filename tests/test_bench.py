@@ -8,9 +8,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from hmn_blender_addon import bench as bench_module
 from hmn_blender_addon.bench import clip_design, score_reconstruction
 from hmn_blender_addon.cli import main
 from hmn_blender_addon.metrics.angles import anatomical_rotations
+from hmn_blender_addon.progress import Progress
 
 
 def test_design_covers_views_bodies_and_variants():
@@ -72,9 +74,7 @@ def test_bench_writes_its_table_and_reports_missing_stages(bench_run, capsys):
 
 def _reconstruction_from_truth(truth: dict) -> SimpleNamespace:
     """A stand-in Reconstruction holding the truth itself (camera frame)."""
-    world_to_camera = np.asarray(
-        truth["world_to_camera"] if "world_to_camera" in truth else truth["camera"]["world_to_camera"]
-    )
+    world_to_camera = np.asarray(truth["camera"]["world_to_camera"])
     rotation = world_to_camera[:3, :3]
     frames_camera = np.asarray(truth["vertebra_frames_camera"])
     anatomical_world = anatomical_rotations(
@@ -101,3 +101,40 @@ def test_scorer_reads_zero_on_the_truth_and_the_known_error_of_a_shift(bench_run
     errors = score_reconstruction(shifted, truth)
     assert errors["mpjpe_mm"] == pytest.approx(23.0 * 23 / 24, rel=1e-6)
     assert errors["accel_err_mm_s2"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_stage_registry_reports_what_is_missing(monkeypatch):
+    monkeypatch.setattr(
+        bench_module,
+        "RECONSTRUCTION_STAGES",
+        (
+            ("a", ".no_such_module", "f"),
+            ("b", ".metrics.accuracy", "no_such_function"),
+            ("c", ".metrics.accuracy", "mpjpe_mm"),
+        ),
+    )
+    available, status = bench_module.reconstruction_stages()
+    assert list(available) == ["c"]
+    assert status["a"] == "not yet available (no module hmn_blender_addon.no_such_module)"
+    assert status["b"] == "not yet available (no hmn_blender_addon.metrics.accuracy.no_such_function)"
+    assert status["c"] == "available"
+
+
+def test_a_reconstruction_stage_plugs_in(bench_run, monkeypatch):
+    folder = bench_run / "clips" / "00_side_normal"
+    truth = json.loads((folder / "truth.json").read_text())
+
+    def stage(video, progress):  # stands in for the pipeline in this test only
+        assert video == folder / "clip.mp4"
+        reconstruction = _reconstruction_from_truth(truth)
+        reconstruction.timing_s = {"fit": 1.5}
+        return reconstruction
+
+    monkeypatch.setattr(bench_module, "reconstruction_stages", lambda: ({"fit": stage}, {"fit": "available"}))
+    bench = bench_module.run_bench([folder], Progress())
+    errors = bench["clips"][0]["errors"]
+    assert errors["mpjpe_mm"] == pytest.approx(0.0, abs=1e-6)
+    assert "keypoints_px" in errors
+    assert bench["speed"]["pipeline_fps"] > 0
+    assert bench["speed"]["seconds_per_stage"]["fit.fit"] == 1.5
+    assert "mpjpe_mm" in bench_module.format_table(bench)
