@@ -1,0 +1,40 @@
+"""The continuous 6D rotation representation (Zhou et al. 2019): the first two matrix columns.
+
+Axis-angle wraps at pi and quaternions flip sign, so filters and networks work on 6D instead:
+it is continuous, and any 6-vector maps back to a rotation by Gram-Schmidt.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+
+def rotvec_to_rot6d(rotvec_rad: np.ndarray) -> np.ndarray:
+    """(..., 3) axis-angle -> (..., 6): columns 0 and 1 of the rotation matrix, concatenated."""
+    mats = Rotation.from_rotvec(rotvec_rad.reshape(-1, 3)).as_matrix()
+    return np.concatenate([mats[:, :, 0], mats[:, :, 1]], axis=-1).reshape(*rotvec_rad.shape[:-1], 6)
+
+
+def rot6d_to_matrix(rot6d: np.ndarray) -> np.ndarray:
+    """(..., 6) -> (..., 3, 3) rotation matrices by Gram-Schmidt."""
+    a, b = rot6d[..., :3], rot6d[..., 3:]
+    x = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    y = b - (x * b).sum(-1, keepdims=True) * x
+    y /= np.linalg.norm(y, axis=-1, keepdims=True)
+    return np.stack([x, y, np.cross(x, y)], axis=-1)
+
+
+def rot6d_to_rotvec(rot6d: np.ndarray) -> np.ndarray:
+    """(..., 6) -> (..., 3) axis-angle."""
+    mats = rot6d_to_matrix(rot6d.astype(np.float64)).reshape(-1, 3, 3)
+    return Rotation.from_matrix(mats).as_rotvec().reshape(*rot6d.shape[:-1], 3)
+
+
+def rot6d_to_matrix_torch(rot6d: torch.Tensor) -> torch.Tensor:
+    """(..., 6) tensor -> (..., 3, 3) rotation matrices by Gram-Schmidt (differentiable)."""
+    x = torch.nn.functional.normalize(rot6d[..., :3], dim=-1)
+    b = rot6d[..., 3:]
+    y = torch.nn.functional.normalize(b - (x * b).sum(-1, keepdim=True) * x, dim=-1)
+    return torch.stack([x, y, torch.linalg.cross(x, y)], dim=-1)
