@@ -1,0 +1,340 @@
+"""Low-back-pain metrics from the dynamic spine, reconstruction quality, and the run's reports.
+
+Metrics follow DESIGN.md section 6 through :mod:`.metrics` (the same functions make the synthetic
+truth): the lab frame comes from the fitted ground plane (y up) and the pelvis's net horizontal
+travel (z); heel strikes (Zeni) from the fitted joints in that frame; per-cycle lumbar ROM (L1 on
+S1), pelvic ranges (S1 in the lab) and Robinson's symmetry indices. A clip without a complete
+cycle is measured over the whole clip (``"source": "whole_clip"``); one without a step (heel
+strikes of both feet) holds less than half a cycle and gets an :class:`..errors.HMNError`.
+
+Reports (section 10), each written atomically: ``report.json``, ``report.csv`` (the JSON
+flattened to ``key,value`` rows, one per number) and ``plots/*.png`` (matplotlib's Agg canvas,
+no pyplot state): angle curves per cycle with mean +- SD bands and the normative band where
+REFERENCES.md holds a verified one, the sagittal spine profile, and the symmetry chart.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .atomic import atomic_path, write_text_atomic
+from .body.model import BodyModel, body_forward
+from .errors import HMNError
+from .keypoints import Keypoints
+from .metrics.accuracy import psnr_db, silhouette_iou
+from .metrics.angles import lab_rotation, lumbar_angles, pelvic_angles
+from .metrics.cycles import gait_cycles, heel_strikes_from_joints, spine_metrics
+from .skeleton import SMPL_JOINT_INDEX, VERTEBRA_NAMES
+from .spine.dynamic import DynamicSpine
+from .spine.morphology import SpineMorphology
+
+PLANES = {
+    "lumbar_rom_deg": ("sagittal", "frontal", "transverse"),
+    "pelvic_range_deg": ("tilt", "obliquity", "rotation"),
+}
+# Verified population ROM (REFERENCES.md section 1), degrees: mean, SD, source. Pelvic obliquity at
+# comfortable speed, Smith, Lelas & Kerrigan 2002 (n = 120): women 9.4 +- 3.5, men 7.4 +- 3.4 (the
+# mean of both here). REFERENCES.md holds no verified norms for the other planes.
+NORMATIVE_ROM_DEG = {("pelvic_range_deg", "obliquity"): (8.4, 3.5, "Smith et al. 2002")}
+SYMMETRY_CUTOFF_PCT = 10.0  # the customary (and arbitrary) cut-off of |SI| (REFERENCES.md section 3)
+RENDER_MAX_WIDTH = 640  # masks are compared at most this wide
+FRAME_CHUNK = 32
+
+
+def world_from_camera(
+    ground_normal: np.ndarray, ground_offset_m: float, pelvis_camera_m: np.ndarray
+) -> np.ndarray:
+    """(4, 4) lab frame from the camera frame: y the ground's up normal, z the pelvis's net horizontal
+    travel, x = y cross z, origin the first pelvis position dropped onto the ground plane {n.p = offset}.
+
+    Args:
+        ground_normal: (3,) unit up normal in the camera frame; pelvis_camera_m: (T, 3).
+    """
+    normal = np.asarray(ground_normal, dtype=np.float64)
+    axes = lab_rotation(np.asarray(pelvis_camera_m, dtype=np.float64), up=normal)  # columns x, y, z
+    origin = pelvis_camera_m[0] - (normal @ pelvis_camera_m[0] - ground_offset_m) * normal
+    out = np.eye(4)
+    out[:3, :3] = axes.T
+    out[:3, 3] = -axes.T @ origin
+    return out
+
+
+@dataclass(frozen=True)
+class SpineMetrics:
+    """The ``metrics`` block's spine part and what the plots need.
+
+    metrics: {"cycles", "lumbar_rom_deg", "pelvic_range_deg", "symmetry_index_pct"} (section 10);
+    heel_strikes: {"left": [...], "right": [...]} frames; cycles: [(start, end)] frames measured;
+    lumbar_deg, pelvic_deg: (T, 3) the angle curves (section 6's planes, degrees).
+    """
+
+    metrics: dict
+    heel_strikes: dict[str, list[int]]
+    cycles: list[tuple[int, int]]
+    lumbar_deg: np.ndarray
+    pelvic_deg: np.ndarray
+
+
+def require_half_cycle(strikes: dict[str, list[int]], frames: int, source: str | os.PathLike) -> None:
+    """Raise :class:`HMNError` unless the clip holds a step: heel strikes of both feet, or two of one."""
+    if gait_cycles(strikes) or (strikes.get("left") and strikes.get("right")):
+        return
+    raise HMNError(
+        source,
+        f"less than half a gait cycle in {frames} frames (heel strikes: left {strikes.get('left', [])}, "
+        f"right {strikes.get('right', [])}); film at least one full stride",
+    )
+
+
+def lbp_metrics(
+    spine: DynamicSpine,
+    joints_m: np.ndarray,
+    world_from_camera: np.ndarray,
+    fps: float,
+    source: str | os.PathLike = "clip",
+) -> SpineMetrics:
+    """Section 6's spine metrics of a dynamic spine (camera frame) and its fitted joints (T, 24, 3)."""
+    rotation, offset = world_from_camera[:3, :3], world_from_camera[:3, 3]
+    joints_lab = joints_m @ rotation.T + offset
+    strikes = heel_strikes_from_joints(joints_lab, fps)
+    require_half_cycle(strikes, len(joints_m), source)
+    anatomical = rotation @ spine.rotations
+    pelvis_path = joints_lab[:, SMPL_JOINT_INDEX["pelvis"]]
+    metrics = spine_metrics(anatomical, pelvis_path, strikes, vertebra_names=spine.names)
+    cycles = gait_cycles(strikes) or [(0, len(joints_m))]
+    s1, l1 = spine.names.index("S1"), spine.names.index("L1")
+    lumbar = np.degrees(lumbar_angles(anatomical, s1, l1))
+    pelvic = np.degrees(pelvic_angles(anatomical[:, s1], lab_rotation(pelvis_path)))
+    return SpineMetrics(metrics, strikes, cycles, lumbar, pelvic)
+
+
+def body_masks(
+    vertices_camera_m: np.ndarray, faces: np.ndarray, camera_K: np.ndarray, size: tuple[int, int]
+) -> np.ndarray:
+    """(T, H, W) bool silhouettes of (T, V, 3) meshes (camera frame) seen by ``camera_K``; size = (W, H)."""
+    import cv2
+
+    width, height = size
+    uvw = vertices_camera_m @ np.asarray(camera_K, dtype=np.float64).T
+    pixels = np.round(uvw[..., :2] / uvw[..., 2:3] * 4).astype(np.int32)  # 2 bits of sub-pixel precision
+    masks = np.zeros((len(vertices_camera_m), height, width), dtype=np.uint8)
+    for frame, points in enumerate(pixels):  # one OpenCV call per frame draws every triangle
+        cv2.fillPoly(masks[frame], list(points[faces]), 1, lineType=cv2.LINE_8, shift=2)
+    return masks.astype(bool)
+
+
+def posed_vertices(
+    body: BodyModel, betas: np.ndarray, local_rotvec: np.ndarray, transl: np.ndarray
+) -> np.ndarray:
+    """(T, V, 3) posed meshes (camera frame), evaluated :data:`FRAME_CHUNK` frames at a time."""
+    out = []
+    for start in range(0, len(local_rotvec), FRAME_CHUNK):
+        pose = torch.as_tensor(local_rotvec[start : start + FRAME_CHUNK], dtype=torch.float32)
+        shape = torch.as_tensor(np.asarray(betas), dtype=torch.float32).expand(len(pose), -1)
+        with torch.no_grad():
+            vertices, _ = body_forward(
+                body, shape, pose, torch.as_tensor(transl[start : start + FRAME_CHUNK])
+            )
+        out.append(vertices.numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def reconstruction_quality(
+    vertices_camera_m: np.ndarray,
+    faces: np.ndarray,
+    camera_K: np.ndarray,
+    keypoints: Keypoints,
+    reprojection_px: np.ndarray,
+) -> dict:
+    """The report's ``quality`` block: silhouette IoU and mask PSNR (dB) of the projected body vs the
+    person mask over frames with the subject, mean reprojection error (px), share of frames with
+    the subject."""
+    present = np.nonzero(keypoints.present)[0]
+    scale = min(1.0, RENDER_MAX_WIDTH / keypoints.width)
+    size = (round(keypoints.width * scale), round(keypoints.height * scale))
+    K = np.diag([scale, scale, 1.0]) @ camera_K
+    rendered = body_masks(vertices_camera_m[present], faces, K, size)
+    observed = np.stack([keypoints.person_mask(int(f), size[::-1]) for f in present])
+    return {
+        "silhouette_iou": float(
+            np.mean([silhouette_iou(a, b) for a, b in zip(rendered, observed, strict=True)])
+        ),
+        "mask_psnr_db": psnr_db(rendered, observed),
+        "reprojection_px": float(np.nanmean(reprojection_px)),
+        "frames_with_person": float(np.mean(keypoints.present)),
+    }
+
+
+def build_report(
+    *,
+    video: dict,
+    body: dict,
+    morphology: SpineMorphology,
+    spine_metrics: SpineMetrics,
+    quality: dict,
+    timing_s: dict,
+    extra_metrics: dict | None = None,
+) -> dict:
+    """report.json's content (section 10). ``extra_metrics`` adds blocks such as ``gait`` and
+    ``coordination_deg`` to ``metrics``."""
+    return {
+        "video": video,
+        "body": body,
+        "spine_morphology": morphology.report(),
+        "metrics": {**spine_metrics.metrics, **(extra_metrics or {})},
+        "quality": quality,
+        "timing_s": timing_s,
+    }
+
+
+def flatten(value, prefix: str = "") -> list[tuple[str, object]]:
+    """Nested dicts and lists -> [(dotted.key, scalar)]; list items are numbered from 1."""
+    if isinstance(value, dict):
+        return [row for key, item in value.items() for row in flatten(item, f"{prefix}{key}.")]
+    if isinstance(value, list | tuple):
+        return [row for k, item in enumerate(value, 1) for row in flatten(item, f"{prefix}{k}.")]
+    return [(prefix[:-1], value)]
+
+
+def write_reports(
+    out_dir: str | os.PathLike,
+    report: dict,
+    spine_metrics: SpineMetrics,
+    morphology: SpineMorphology,
+    fps: float,
+) -> list[Path]:
+    """``report.json``, ``report.csv`` and ``plots/*.png`` in ``out_dir``; returns the paths."""
+    out = Path(out_dir)
+    written = [write_text_atomic(out / "report.json", json.dumps(report, indent=1))]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["key", "value"])
+    writer.writerows(flatten(report))
+    written.append(write_text_atomic(out / "report.csv", text.getvalue()))
+    for name, figure in (
+        ("angle_curves.png", angle_curves_figure(spine_metrics)),
+        ("spine_profile.png", spine_profile_figure(morphology)),
+        ("symmetry.png", symmetry_figure(spine_metrics.metrics["symmetry_index_pct"])),
+    ):
+        with atomic_path(out / "plots" / name) as tmp:
+            figure.savefig(tmp, format="png", dpi=100)
+        written.append(out / "plots" / name)
+    return written
+
+
+def _figure(width_in: float, height_in: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width_in, height_in), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def cycle_curves(angle: np.ndarray, cycles: list[tuple[int, int]], samples: int = 101) -> np.ndarray:
+    """(C, samples) one angle resampled over each cycle's frames [start, end] (0 to 100% of the cycle)."""
+    curves = []
+    for start, end in cycles:
+        segment = angle[start : min(end + 1, len(angle))]
+        curves.append(np.interp(np.linspace(0, len(segment) - 1, samples), np.arange(len(segment)), segment))
+    return np.stack(curves)
+
+
+def angle_curves_figure(spine_metrics: SpineMetrics):
+    """Lumbar and pelvic angles per cycle (thin), their mean +- SD band, and the normative ROM band."""
+    figure = _figure(12, 6.5)
+    axes = figure.subplots(2, 3)
+    percent = np.linspace(0, 100, 101)
+    source = spine_metrics.metrics["cycles"]["source"]
+    for row, (block, angles) in enumerate(
+        (("lumbar_rom_deg", spine_metrics.lumbar_deg), ("pelvic_range_deg", spine_metrics.pelvic_deg))
+    ):
+        for col, plane in enumerate(PLANES[block]):
+            ax = axes[row, col]
+            curves = cycle_curves(angles[:, col], spine_metrics.cycles)
+            mean = curves.mean(axis=0)
+            sd = curves.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros_like(mean)
+            for curve in curves:
+                ax.plot(percent, curve, color="tab:blue", alpha=0.3, lw=0.8)
+            ax.fill_between(percent, mean - sd, mean + sd, color="tab:blue", alpha=0.25, label="mean +- SD")
+            ax.plot(percent, mean, color="tab:blue", lw=2)
+            norm = NORMATIVE_ROM_DEG.get((block, plane))
+            if norm is not None:
+                norm_mean, norm_sd, cite = norm
+                centre = 0.5 * (mean.max() + mean.min())  # the band shows a range, centred on the subject's
+                for rom, alpha in ((norm_mean + norm_sd, 0.10), (norm_mean - norm_sd, 0.15)):
+                    ax.axhspan(centre - rom / 2, centre + rom / 2, color="tab:green", alpha=alpha)
+                ax.plot(
+                    [],
+                    [],
+                    color="tab:green",
+                    alpha=0.3,
+                    lw=6,
+                    label=f"normal ROM {norm_mean} +- {norm_sd} ({cite})",
+                )
+                ax.legend(fontsize=7, loc="lower left")
+            rom = spine_metrics.metrics[block][plane]
+            region = "lumbar" if block == "lumbar_rom_deg" else "pelvis"
+            ax.set_title(f"{region} {plane}: ROM {rom['mean']:.1f} +- {rom['sd']:.1f} deg", fontsize=9)
+            ax.set_xlabel(
+                "% of gait cycle" if source == "heel_strikes" else "% of clip (no complete cycle)", fontsize=8
+            )
+            ax.set_ylabel("deg", fontsize=8)
+    count = spine_metrics.metrics["cycles"]["count"]
+    figure.suptitle(
+        f"Angles per gait cycle ({count} cycles, source: {source}); no verified norms for unshaded panels",
+        fontsize=10,
+    )
+    return figure
+
+
+def spine_profile_figure(morphology: SpineMorphology):
+    """The rest vertebra chain in the sagittal plane with the measured spinal curve."""
+    figure = _figure(4.5, 7)
+    ax = figure.subplots()
+    chain = morphology.rest.origins_m
+    ax.plot(
+        morphology.curve_m[:, 1] * 100,
+        morphology.curve_m[:, 0] * 100,
+        color="0.6",
+        lw=1,
+        label=f"measured curve ({morphology.source})",
+    )
+    ax.plot(chain[:, 2] * 100, chain[:, 1] * 100, "o-", color="tab:red", ms=4, label="vertebra chain")
+    for name, point in zip(VERTEBRA_NAMES, chain, strict=False):
+        ax.annotate(
+            name, (point[2] * 100, point[1] * 100), xytext=(4, 0), textcoords="offset points", fontsize=6
+        )
+    profile = morphology.profile
+    ax.set_title(
+        f"lordosis {profile.lordosis_deg:.1f}, kyphosis {profile.kyphosis_deg:.1f},\n"
+        f"sacral slope {profile.sacral_slope_deg:.1f} deg",
+        fontsize=9,
+    )
+    ax.set_xlabel("anterior (cm)")
+    ax.set_ylabel("height (cm, body frame)")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.legend(fontsize=7)
+    return figure
+
+
+def symmetry_figure(symmetry_pct: dict):
+    """Robinson's symmetry indices as bars with the customary 10% line."""
+    figure = _figure(5, 3.5)
+    ax = figure.subplots()
+    names = ("lateral_bending", "axial_rotation", "spinal")
+    values = [symmetry_pct[name] for name in names]
+    ax.bar([n.replace("_", " ") for n in names], values, color=["tab:blue", "tab:orange", "tab:gray"])
+    ax.axhline(SYMMETRY_CUTOFF_PCT, color="k", ls="--", lw=1, label="10% (customary cut-off)")
+    ax.set_ylabel("symmetry index (%)")
+    ax.set_title("Lumbar symmetry (0 = symmetric)", fontsize=10)
+    ax.legend(fontsize=7)
+    return figure

@@ -1,0 +1,205 @@
+"""The subject's static spine morphology: lordosis, kyphosis and sacral slope, and the rest chain.
+
+Surface-topography style (Drerup & Hierholzer 1994; REFERENCES.md section 2): the spine lies at an
+anatomical depth in front of the back surface, so the back's midsagittal profile, moved forward by
+that depth (:data:`.profile.S1_DEPTH_M` at S1 to :data:`.profile.C7_DEPTH_M` at C7, scaled with
+stature), gives the spinal curve between the S1 and C7 levels. The profile of :mod:`.profile`
+(lordosis and kyphosis spread over the levels) is fitted to that curve in the least-squares sense
+with its ends on the curve's ends, which reads the angles from the whole curve rather than from
+noisy end tangents.
+
+Where the back comes from, in order:
+- ``"mask_contour"``: frames that show the back in profile (the subject's mediolateral axis within
+  :data:`PROFILE_MAX_ANGLE_DEG` of the viewing ray) at least :data:`MIN_PROFILE_FRAMES` times: in
+  each, the person mask is sampled along horizontal lines behind the fitted pelvis, in the
+  sagittal plane through it (lab up, walking direction); the back is where the mask ends. Over the
+  frames a low percentile per height keeps the back and drops an arm swinging behind it.
+- ``"body_surface"``: otherwise (front or oblique views), the fitted body's own rest back surface.
+
+The rest chain is then :func:`.profile.place_spine` of the measured lordosis and kyphosis between
+the fitted body's own S1 and C7 anchors (:func:`.profile.spine_anchors`), which sets the sacral slope.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import map_coordinates
+from scipy.optimize import least_squares
+
+from ..keypoints import MASK_SHAPE, Keypoints
+from ..skeleton import SMPL_JOINT_INDEX
+from .profile import (
+    C7_DEPTH_M,
+    REFERENCE_STATURE_M,
+    S1_DEPTH_M,
+    RestSpine,
+    SpineProfile,
+    back_surface_z,
+    place_spine,
+    spine_anchors,
+)
+
+PROFILE_MAX_ANGLE_DEG = 30.0
+MIN_PROFILE_FRAMES = 5
+CONTOUR_HEIGHTS = 40  # sampled levels between S1 and C7
+CONTOUR_STEP_M = 0.002
+CONTOUR_REACH_M = 0.40  # how far behind the pelvis the mask is sampled
+BACK_PERCENTILE = 25.0  # an arm swinging behind the back only ever adds to the silhouette
+INITIAL_PROFILE_DEG = (45.0, 40.0)
+
+
+@dataclass(frozen=True)
+class SpineMorphology:
+    """The static spine of one subject.
+
+    - ``profile``: lumbar lordosis, thoracic kyphosis and sacral slope (degrees).
+    - ``rest``: the vertebra chain in the shaped body's rest frame (SMPL axes, metres).
+    - ``source``: "mask_contour" or "body_surface"; ``profile_frames``: frames used (mask only).
+    - ``curve_m`` (N, 2): the measured spinal curve (height, anterior) in the rest frame, for plots.
+    """
+
+    profile: SpineProfile
+    rest: RestSpine
+    source: str
+    profile_frames: int
+    curve_m: np.ndarray
+
+    def report(self) -> dict:
+        """The ``spine_morphology`` block of report.json (plus its source)."""
+        return {
+            "lumbar_lordosis_deg": self.profile.lordosis_deg,
+            "thoracic_kyphosis_deg": self.profile.kyphosis_deg,
+            "sacral_slope_deg": self.profile.sacral_slope_deg,
+            "source": self.source,
+            "profile_frames": self.profile_frames,
+        }
+
+
+def depth_below_back_m(
+    heights_m: np.ndarray, s1_height_m: float, c7_height_m: float, stature_m: float
+) -> np.ndarray:
+    """(N,) anatomical depth of the vertebral body centres in front of the back, linear from S1 to C7."""
+    share = np.clip((heights_m - s1_height_m) / (c7_height_m - s1_height_m), 0.0, 1.0)
+    return (S1_DEPTH_M + share * (C7_DEPTH_M - S1_DEPTH_M)) * stature_m / REFERENCE_STATURE_M
+
+
+def profile_from_curve(heights_m: np.ndarray, anterior_m: np.ndarray) -> SpineProfile:
+    """Lordosis and kyphosis of the :mod:`.profile` chain that best follows a sagittal spinal curve.
+
+    Args:
+        heights_m: (N,) increasing heights from the S1 level to the C7 level; anterior_m: (N,) the
+            curve's anterior coordinate there (any origin).
+    Returns the profile with the sacral slope the fitted chain takes between the curve's ends.
+    """
+    s1 = np.array([0.0, heights_m[0], anterior_m[0]])
+    c7 = np.array([0.0, heights_m[-1], anterior_m[-1]])
+
+    def residual(angles_deg: np.ndarray) -> np.ndarray:
+        chain = place_spine(SpineProfile(angles_deg[0], angles_deg[1], 0.0), s1, c7).origins_m
+        return chain[:, 2] - np.interp(chain[:, 1], heights_m, anterior_m)
+
+    fit = least_squares(residual, INITIAL_PROFILE_DEG, bounds=([-30.0, -30.0], [120.0, 120.0]))
+    return place_spine(SpineProfile(*fit.x, 0.0), s1, c7).profile
+
+
+def profile_frame_mask(
+    pelvis_camera_m: np.ndarray, lateral_camera: np.ndarray, present: np.ndarray
+) -> np.ndarray:
+    """(T,) bool: frames whose view shows the back in profile (mediolateral axis near the viewing ray)."""
+    rays = pelvis_camera_m / np.linalg.norm(pelvis_camera_m, axis=1, keepdims=True)
+    return present & (np.abs(rays @ lateral_camera) > np.cos(np.radians(PROFILE_MAX_ANGLE_DEG)))
+
+
+def sample_masks(keypoints: Keypoints, frames: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """(F, ...) person-mask values (0..1, bilinear in the stored crop) at pixels (F, ..., 2) of ``frames``."""
+    boxes = keypoints.mask_boxes_px[frames].astype(np.float64)  # (F, 4)
+    crops = np.unpackbits(keypoints.masks_packed[frames], axis=1)[:, : MASK_SHAPE[0] * MASK_SHAPE[1]]
+    crops = crops.reshape(len(frames), *MASK_SHAPE).astype(np.float64)
+    extra = (1,) * (pixels.ndim - 2)
+    x0, y0, x1, y1 = (boxes[:, k].reshape(-1, *extra) for k in range(4))
+    # the crop spans the box's pixels [x0, x1) x [y0, y1), pixel centres at integer coordinates
+    cols = (pixels[..., 0] - x0 + 0.5) / np.maximum(x1 - x0, 1e-6) * MASK_SHAPE[1] - 0.5
+    rows = (pixels[..., 1] - y0 + 0.5) / np.maximum(y1 - y0, 1e-6) * MASK_SHAPE[0] - 0.5
+    index = np.broadcast_to(np.arange(len(frames)).reshape(-1, *extra), rows.shape)
+    return map_coordinates(crops, [index, rows, cols], order=1, mode="constant", cval=0.0)
+
+
+def mask_back_depths(
+    keypoints: Keypoints,
+    frames: np.ndarray,
+    pelvis_camera_m: np.ndarray,
+    up_camera: np.ndarray,
+    forward_camera: np.ndarray,
+    camera_K: np.ndarray,
+    heights_m: np.ndarray,
+) -> np.ndarray:
+    """(F, N) distance (m) behind the pelvis at which the person mask ends, per frame and height.
+
+    Args:
+        frames: (F,) frame indices; pelvis_camera_m: (F, 3) the pelvis joint in those frames;
+        up_camera, forward_camera: (3,) lab up and walking direction in the camera frame;
+        heights_m: (N,) heights above the pelvis joint.
+    """
+    behind = np.arange(0.0, CONTOUR_REACH_M, CONTOUR_STEP_M)
+    points = (
+        pelvis_camera_m[:, None, None]
+        + heights_m[None, :, None, None] * up_camera
+        - behind[None, None, :, None] * forward_camera
+    )  # (F, N, D, 3)
+    uvw = points @ np.asarray(camera_K, dtype=np.float64).T
+    inside = sample_masks(keypoints, frames, uvw[..., :2] / uvw[..., 2:3]) > 0.5
+    run = np.cumprod(inside, axis=-1).sum(axis=-1)  # samples inside before the first outside
+    return np.where(run > 0, run * CONTOUR_STEP_M, np.nan)
+
+
+def _rest_geometry(
+    rest_vertices_m: np.ndarray, rest_joints_m: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
+    hips = 0.5 * (rest_joints_m[SMPL_JOINT_INDEX["left_hip"]] + rest_joints_m[SMPL_JOINT_INDEX["right_hip"]])
+    stature = float(rest_vertices_m[:, 1].max() - rest_vertices_m[:, 1].min())
+    s1, c7 = spine_anchors(rest_vertices_m, hips, rest_joints_m[SMPL_JOINT_INDEX["neck"]], stature)
+    return s1, c7, stature
+
+
+def spine_morphology(
+    rest_vertices_m: np.ndarray,
+    rest_joints_m: np.ndarray,
+    pelvis_camera_m: np.ndarray,
+    world_from_camera: np.ndarray,
+    camera_K: np.ndarray,
+    keypoints: Keypoints | None,
+) -> SpineMorphology:
+    """The subject's morphology (see the module docstring).
+
+    Args:
+        rest_vertices_m: (V, 3), rest_joints_m: (24, 3): the fitted shaped body at rest
+            (:func:`.dynamic.shaped_rest`).
+        pelvis_camera_m: (T, 3) the fitted pelvis joint per frame, camera frame.
+        world_from_camera: (4, 4) the lab frame (rows of its rotation: lab x, up, walking direction).
+        camera_K: (3, 3); keypoints: the clip's keypoints with person masks (None: body surface only).
+    """
+    s1, c7, stature = _rest_geometry(rest_vertices_m, rest_joints_m)
+    heights = np.linspace(s1[1], c7[1], CONTOUR_HEIGHTS)
+    depth = depth_below_back_m(heights, s1[1], c7[1], stature)
+    lateral, up, forward = np.asarray(world_from_camera, dtype=np.float64)[:3, :3]
+    frames = np.zeros(0, dtype=int)
+    if keypoints is not None:
+        present = keypoints.present & np.isfinite(keypoints.mask_boxes_px).all(axis=1)
+        frames = np.nonzero(profile_frame_mask(pelvis_camera_m, lateral, present))[0]
+    back = np.full(CONTOUR_HEIGHTS, np.nan)
+    if len(frames) >= MIN_PROFILE_FRAMES:
+        depths = mask_back_depths(
+            keypoints, frames, pelvis_camera_m[frames], up, forward, camera_K, heights - rest_joints_m[0, 1]
+        )
+        back = rest_joints_m[0, 2] - np.nanpercentile(depths, BACK_PERCENTILE, axis=0)
+    if np.isfinite(back).all():
+        source = "mask_contour"
+    else:
+        source, frames = "body_surface", frames[:0]
+        back = np.array([back_surface_z(rest_vertices_m, h)[0] for h in heights])
+    curve = np.stack([heights, back + depth], axis=1)
+    measured = profile_from_curve(curve[:, 0], curve[:, 1])
+    rest = place_spine(measured, s1, c7)
+    return SpineMorphology(rest.profile, rest, source, len(frames), curve)

@@ -1,0 +1,114 @@
+"""Static spine morphology recovered from a synthetic back of known curvature, seen in profile or not."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from hmn_blender_addon.body.model import load_body_model
+from hmn_blender_addon.keypoints import MASK_SHAPE, Keypoints
+from hmn_blender_addon.skeleton import SMPL_JOINT_INDEX
+from hmn_blender_addon.spine.dynamic import shaped_rest
+from hmn_blender_addon.spine.morphology import depth_below_back_m, profile_from_curve, spine_morphology
+from hmn_blender_addon.spine.profile import SpineProfile, back_surface_z, place_spine, spine_anchors
+
+WIDTH, HEIGHT, FOCAL = 640, 480, 900.0
+K = np.array([[FOCAL, 0, WIDTH / 2], [0, FOCAL, HEIGHT / 2], [0, 0, 1]])
+FRAMES = 12
+TRUE_PROFILE = SpineProfile(58.0, 28.0, 0.0)
+
+
+@pytest.fixture(scope="module")
+def subject():
+    """The open body at rest and a back surface that the true profile's chain lies under."""
+    body = load_body_model("open")
+    vertices, joints = shaped_rest(body, np.zeros(body.num_betas))
+    hips = 0.5 * (joints[SMPL_JOINT_INDEX["left_hip"]] + joints[SMPL_JOINT_INDEX["right_hip"]])
+    stature = float(np.ptp(vertices[:, 1]))
+    s1, c7 = spine_anchors(vertices, hips, joints[SMPL_JOINT_INDEX["neck"]], stature)
+    chain = place_spine(TRUE_PROFILE, s1, c7).origins_m
+    heights = np.linspace(joints[0, 1] - 0.25, c7[1] + 0.12, 200)
+    spine_z = np.interp(heights, chain[:, 1], chain[:, 2])  # constant beyond S1 and C7
+    back_z = spine_z - depth_below_back_m(heights, s1[1], c7[1], stature)
+    return vertices, joints, np.stack([heights, back_z], axis=1)
+
+
+def _keypoints(masks: np.ndarray) -> Keypoints:
+    """Keypoints holding these full-frame masks the way MediaPipe's are stored (box + 96 x 48 crop)."""
+    boxes, packed = [], []
+    for mask in masks:
+        rows, cols = np.nonzero(mask)
+        x0, y0, x1, y1 = cols.min() - 4, rows.min() - 4, cols.max() + 5, rows.max() + 5
+        crop = cv2.resize(
+            mask[y0:y1, x0:x1].astype(np.float32), MASK_SHAPE[::-1], interpolation=cv2.INTER_AREA
+        )
+        boxes.append([x0, y0, x1, y1])
+        packed.append(np.packbits((crop > 0.5).ravel()))
+    count = len(masks)
+    return Keypoints(
+        landmarks_px=np.full((count, 33, 3), np.nan, np.float32),
+        visibility=np.ones((count, 33), np.float32),
+        world_m=np.zeros((count, 33, 3), np.float32),
+        detected=np.ones(count, bool),
+        interpolated=np.zeros(count, bool),
+        times_s=np.arange(count) / 30.0,
+        mask_boxes_px=np.array(boxes, np.float32),
+        masks_packed=np.stack(packed),
+        width=WIDTH,
+        height=HEIGHT,
+        fps=30.0,
+    )
+
+
+def _view(subject, camera_from_lab: np.ndarray, distance_m: float):
+    """Masks of the upright trunk silhouette (back contour, 25 cm deep) walking 1 m along lab z."""
+    _, joints, back = subject
+    pelvis_lab = np.stack([np.zeros(FRAMES), np.full(FRAMES, 0.95), np.linspace(-0.5, 0.5, FRAMES)], axis=1)
+    front = back + np.array([0.0, 0.25])
+    outline = np.concatenate([back, front[::-1]])  # (height, anterior) around the trunk
+    outline_lab = np.stack([np.zeros(len(outline)), outline[:, 0], outline[:, 1]], axis=1) - joints[0]
+    lab_to_camera = np.array([0.0, 0.0, distance_m]) - camera_from_lab @ [0.0, 0.95, 0.0]
+    masks = np.zeros((FRAMES, HEIGHT, WIDTH), np.uint8)
+    for frame in range(FRAMES):
+        points = (outline_lab + pelvis_lab[frame]) @ camera_from_lab.T + lab_to_camera
+        uvw = points @ K.T
+        cv2.fillPoly(masks[frame], [np.round(uvw[:, :2] / uvw[:, 2:] * 16).astype(np.int32)], 1, shift=4)
+    world_from_camera = np.eye(4)
+    world_from_camera[:3, :3] = camera_from_lab.T
+    pelvis_camera = pelvis_lab @ camera_from_lab.T + lab_to_camera
+    return _keypoints(masks.astype(bool)), pelvis_camera, world_from_camera
+
+
+def test_profile_fit_inverts_the_chain():
+    chain = place_spine(SpineProfile(41.0, 47.0, 0.0), np.array([0, 0.1, -0.02]), np.array([0, 0.56, 0.0]))
+    fitted = profile_from_curve(chain.origins_m[:, 1], chain.origins_m[:, 2])
+    assert fitted.lordosis_deg == pytest.approx(41.0, abs=1e-3)
+    assert fitted.kyphosis_deg == pytest.approx(47.0, abs=1e-3)
+    assert fitted.sacral_slope_deg == pytest.approx(chain.profile.sacral_slope_deg, abs=1e-3)
+
+
+def test_side_view_reads_the_curvature_from_the_mask(subject):
+    vertices, joints, _ = subject
+    side = np.array([[0.0, 0.0, -1.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 0.0]])  # lab x toward the camera
+    keypoints, pelvis_camera, world_from_camera = _view(subject, side, 4.0)
+    morphology = spine_morphology(vertices, joints, pelvis_camera, world_from_camera, K, keypoints)
+    assert morphology.source == "mask_contour" and morphology.profile_frames == FRAMES
+    assert morphology.profile.lordosis_deg == pytest.approx(TRUE_PROFILE.lordosis_deg, abs=3.0)
+    assert morphology.profile.kyphosis_deg == pytest.approx(TRUE_PROFILE.kyphosis_deg, abs=3.0)
+    # the chain lies inside the body's own trunk, between its anchors
+    for origin in morphology.rest.origins_m:
+        back, front = back_surface_z(vertices, origin[1], half_band_m=0.02)
+        assert back < origin[2] < front
+
+
+def test_front_view_falls_back_to_the_body_surface(subject):
+    vertices, joints, _ = subject
+    front = np.array([[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])  # walking toward the camera
+    keypoints, pelvis_camera, world_from_camera = _view(subject, front, 6.0)
+    morphology = spine_morphology(vertices, joints, pelvis_camera, world_from_camera, K, keypoints)
+    assert morphology.source == "body_surface" and morphology.profile_frames == 0
+    same = spine_morphology(vertices, joints, pelvis_camera, world_from_camera, K, None)
+    assert same.profile == morphology.profile
+    # the open body's mean back: a mild lordosis and kyphosis
+    assert 10.0 < morphology.profile.lordosis_deg < 60.0 and 10.0 < morphology.profile.kyphosis_deg < 60.0
