@@ -14,8 +14,8 @@ from bpy_extras import anim_utils
 from scipy.spatial.transform import Rotation
 
 from ..rig import Rig, RigMotion
+from ..subject import Y_UP_TO_Z_UP
 
-Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 MIN_BONE_LENGTH_M = 0.02
 FIRST_FRAME = 1
 # Per-frame keys: linear interpolation between them (Bezier handles would overshoot).
@@ -52,24 +52,33 @@ def _link(obj: bpy.types.Object, collection: bpy.types.Collection) -> bpy.types.
     return obj
 
 
-def build_armature(rig: Rig, name: str, collection: bpy.types.Collection) -> bpy.types.Object:
-    """An armature object with one bone per rig bone, heads at the rest joints."""
+def build_armature(
+    rig: Rig, name: str, collection: bpy.types.Collection, scene: bpy.types.Scene | None = None
+) -> bpy.types.Object:
+    """An armature object with one bone per rig bone, heads at the rest joints.
+
+    ``collection`` must belong to ``scene`` (default: the context's); the scene need not be the
+    window's, so a scene can be built off-screen (e.g. to write a .blend).
+    """
     armature = bpy.data.armatures.new(name)
     obj = _link(bpy.data.objects.new(name, armature), collection)
     heads = to_z_up(rig.rest_heads_m)
     tails = to_z_up(bone_tails(rig))
-    previous_active = bpy.context.view_layer.objects.active
-    bpy.context.view_layer.objects.active = obj
-    bpy.ops.object.mode_set(mode="EDIT")
-    edit_bones = []
-    for index, bone_name in enumerate(rig.bone_names):
-        bone = armature.edit_bones.new(bone_name)
-        bone.head, bone.tail = heads[index], tails[index]
-        if rig.parents[index] >= 0:
-            bone.parent = edit_bones[rig.parents[index]]
-        edit_bones.append(bone)
-    bpy.ops.object.mode_set(mode="OBJECT")
-    bpy.context.view_layer.objects.active = previous_active
+    scene = scene or bpy.context.scene
+    view_layer = scene.view_layers[0]
+    previous_active = view_layer.objects.active
+    with bpy.context.temp_override(scene=scene, view_layer=view_layer, active_object=obj, object=obj):
+        view_layer.objects.active = obj
+        bpy.ops.object.mode_set(mode="EDIT")
+        edit_bones = []
+        for index, bone_name in enumerate(rig.bone_names):
+            bone = armature.edit_bones.new(bone_name)
+            bone.head, bone.tail = heads[index], tails[index]
+            if rig.parents[index] >= 0:
+                bone.parent = edit_bones[rig.parents[index]]
+            edit_bones.append(bone)
+        bpy.ops.object.mode_set(mode="OBJECT")
+    view_layer.objects.active = previous_active
     for pose_bone in obj.pose.bones:
         pose_bone.rotation_mode = "QUATERNION"
     return obj
@@ -176,7 +185,7 @@ def build_subject(
     scene = scene or bpy.context.scene
     collection = bpy.data.collections.new(name)
     scene.collection.children.link(collection)
-    armature_obj = build_armature(rig, f"{name} rig", collection)
+    armature_obj = build_armature(rig, f"{name} rig", collection, scene)
     mesh_obj = build_mesh(rig, f"{name} body", armature_obj)
     keyframe_motion(rig, motion, armature_obj)
     num_frames = motion.local_rotations.shape[0]

@@ -1,0 +1,104 @@
+"""The report's headline values and where each stands against its normative band (the sidebar's rows).
+
+:data:`BANDS` is the one table of bands (REFERENCES.md section 1 and 3). Only bands backed by a
+verified source are given; a metric without one reads "no band" rather than being compared to a
+number nobody checked (REFERENCES.md marks the Crosbie 1997 and Cury 2021 tables as not retrieved).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Band:
+    """Inclusive [low, high] (either may be None: open-ended) and where it comes from."""
+
+    low: float | None
+    high: float | None
+    source: str
+
+    def flag(self, value: float) -> str:
+        """ "below", "above" or "within"."""
+        if self.low is not None and value < self.low:
+            return "below"
+        if self.high is not None and value > self.high:
+            return "above"
+        return "within"
+
+
+_ROBINSON = "|SI| <= 10%: the usual cut-off for Robinson's symmetry index (Robinson 1987), called arbitrary"
+# Keys are report.json paths (section 10), joined with ".".
+BANDS: dict[str, Band] = {
+    # Smith, Lelas & Kerrigan 2002, n = 120: men 7.4 +- 3.4 deg, women 9.4 +- 3.5 deg; mean +- 2 SD of either.
+    "metrics.pelvic_range_deg.obliquity": Band(
+        0.6, 16.4, "Smith 2002 (n = 120): men 7.4 +- 3.4, women 9.4 +- 3.5 deg; band = mean +- 2 SD"
+    ),
+    "metrics.symmetry_index_pct.lateral_bending": Band(0.0, 10.0, _ROBINSON),
+    "metrics.symmetry_index_pct.axial_rotation": Band(0.0, 10.0, _ROBINSON),
+    "metrics.symmetry_index_pct.spinal": Band(0.0, 10.0, _ROBINSON),
+    "metrics.cycles.count": Band(1.0, None, "at least one complete gait cycle (else the whole clip is used)"),
+    # The pipeline bridges short gaps; below 90% of frames the motion is mostly bridged (project threshold).
+    "quality.frames_with_person": Band(0.9, None, "project threshold: subject seen in >= 90% of frames"),
+}
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One sidebar row: ``key`` (report path), ``label``, ``value`` (and ``sd`` for mean +- SD
+    rows), ``unit``, ``flag`` ("within", "below", "above" or "no band"), ``text`` as shown."""
+
+    key: str
+    label: str
+    value: float
+    sd: float | None
+    unit: str
+    flag: str
+    text: str
+
+
+# (report path, label, unit, has SD); the path of a mean +- SD entry points at its dict.
+ROWS: tuple[tuple[str, str, str, bool], ...] = (
+    ("metrics.lumbar_rom_deg.sagittal", "Lumbar ROM sagittal", "deg", True),
+    ("metrics.lumbar_rom_deg.frontal", "Lumbar ROM frontal", "deg", True),
+    ("metrics.lumbar_rom_deg.transverse", "Lumbar ROM transverse", "deg", True),
+    ("metrics.pelvic_range_deg.tilt", "Pelvic tilt range", "deg", True),
+    ("metrics.pelvic_range_deg.obliquity", "Pelvic obliquity range", "deg", True),
+    ("metrics.pelvic_range_deg.rotation", "Pelvic rotation range", "deg", True),
+    ("metrics.symmetry_index_pct.lateral_bending", "Symmetry index, lateral bending", "%", False),
+    ("metrics.symmetry_index_pct.axial_rotation", "Symmetry index, axial rotation", "%", False),
+    ("metrics.symmetry_index_pct.spinal", "Spinal symmetry index", "%", False),
+    ("metrics.cycles.count", "Gait cycles", "", False),
+    ("quality.silhouette_iou", "Silhouette IoU", "", False),
+    ("quality.mask_psnr_db", "Mask PSNR", "dB", False),
+    ("quality.reprojection_px", "Reprojection error", "px", False),
+    ("quality.frames_with_person", "Frames with the subject", "", False),
+)
+
+
+def _lookup(report: dict, key: str):
+    value = report
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def report_rows(report: dict) -> list[MetricRow]:
+    """The rows of :data:`ROWS` that ``report`` (report.json's content) holds, flagged by :data:`BANDS`."""
+    rows = []
+    for key, label, unit, has_sd in ROWS:
+        entry = _lookup(report, key)
+        if entry is None:
+            continue
+        value = float(entry["mean"] if has_sd else entry)
+        sd = float(entry["sd"]) if has_sd else None
+        band = BANDS.get(key)
+        flag = band.flag(value) if band else "no band"
+        number = f"{value:.0f}" if key == "metrics.cycles.count" else f"{value:.2f}"
+        text = f"{number} +- {sd:.2f}" if sd is not None else number
+        if key == "metrics.cycles.count" and _lookup(report, "metrics.cycles.source") == "whole_clip":
+            text += " (whole clip used)"
+        rows.append(MetricRow(key, label, value, sd, unit, flag, f"{text} {unit}".strip()))
+    return rows
