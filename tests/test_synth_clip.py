@@ -99,7 +99,8 @@ def test_truth_lumbar_angles_equal_the_evaluated_blender_scene(clip):
 
 
 def test_speed_of_a_small_clip(clip):
-    assert clip.timing_s["render"] < 30.0
+    # CPU seconds over all threads, so that other work on a shared machine does not count
+    assert clip.timing_s["render_cpu"] < 30.0
 
 
 def test_bad_settings_are_one_line_errors():
@@ -107,3 +108,14 @@ def test_bad_settings_are_one_line_errors():
         check_settings(SynthSettings(seed=0, body_seed=0, view="top"))
     with pytest.raises(HMNError, match=r"^--size: needs even sizes"):
         check_settings(SynthSettings(seed=0, body_seed=0, width=321))
+
+
+def test_same_arguments_give_the_same_frames(clip, tmp_path, shared_data):
+    again = make_clip(SETTINGS, tmp_path, Progress(), shared_data / "mocap" / "cmu_walk")
+    np.testing.assert_array_equal(again.masks, clip.masks)
+    assert again.truth == clip.truth
+    first, second = cv2.VideoCapture(str(clip.video_path)), cv2.VideoCapture(str(again.video_path))
+    for _ in range(SETTINGS.frames):
+        (ok_a, a), (ok_b, b) = first.read(), second.read()
+        assert ok_a and ok_b
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 2

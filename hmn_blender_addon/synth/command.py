@@ -127,13 +127,14 @@ def make_clip(
         engine=settings.engine,
         seed=settings.seed,
     )
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     video_path, truth_path, masks_path = out_dir / "clip.mp4", out_dir / "truth.json", out_dir / "masks.npz"
     with progress.stage(0.1, 1.0, "render") as stage, atomic_path(video_path) as tmp_video:
         rendered = render_clip(job, tmp_video, stage)
         write_masks(masks_path, rendered.masks)
         write_truth(truth_path, truth)
     timing["render"] = time.perf_counter() - start
+    timing["render_cpu"] = time.process_time() - start_cpu  # all threads: independent of other load
     return Clip(
         video_path,
         truth_path,
