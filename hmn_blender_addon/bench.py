@@ -5,7 +5,8 @@
 The set: ``--set DIR`` reads clips made by ``synth`` (each sub-folder with ``clip.mp4``,
 ``truth.json``, ``masks.npz``); otherwise N clips are rendered into ``DIR/clips`` (kept, and reused
 by a later run with the same settings) covering the three views, several bodies, reduced lumbar
-ROM (scale 0.5) and asymmetric gait (asymmetry 0.3): see :func:`clip_design`.
+ROM (scale 0.5) and asymmetric gait (asymmetry 0.3), half of them in skin-tight coloured shorts
+and top: see :func:`clip_design`.
 
 Stages, each timed per clip:
 - ``keypoints`` (:func:`..keypoints.extract_keypoints`, uncached): MediaPipe's landmarks against
@@ -17,8 +18,13 @@ Stages, each timed per clip:
   Each is scored with section 6's definitions against the truth: MPJPE and PA-MPJPE (mm, camera
   frame), acceleration error (mm/s^2), heel strikes (frames), and from its vertebra frames the
   lumbar ROM, pelvic tilt range and symmetry index errors and the spine curve's Hausdorff
-  distance after pelvis alignment. A stage whose module or function does not exist yet is
-  reported as not available; nothing stands in for it.
+  distance after pelvis alignment. Where the result carries them (:func:`score_body`): its
+  ``spine_morphology`` (report.json's block) against the true lordosis and kyphosis, and its body
+  (``body_model``, ``betas``, poses, ``transl``, ``camera_K``) projected against the true masks
+  (``silhouette_iou``, ``mask_psnr_db``) and against the true body surface every
+  :data:`SURFACE_EVERY` frames (``surface_hausdorff_mm``, symmetric, after pelvis alignment). A
+  stage whose module or function does not exist yet is reported as not available; nothing
+  stands in for it.
 
 Writes ``DIR/bench.json`` (``clips``, ``summary``, ``speed``, ``stages``) and prints one table.
 """
@@ -26,6 +32,7 @@ Writes ``DIR/bench.json`` (``clips``, ``summary``, ``speed``, ``stages``) and pr
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import resource
@@ -37,7 +44,7 @@ import numpy as np
 
 from .atomic import write_text_atomic
 from .errors import HMNError
-from .metrics.accuracy import accel_error_mm, hausdorff_mm, mpjpe_mm, pa_mpjpe_mm, silhouette_iou
+from .metrics.accuracy import accel_error_mm, hausdorff_mm, mpjpe_mm, pa_mpjpe_mm, psnr_db, silhouette_iou
 from .metrics.cycles import spine_metrics
 from .progress import Progress
 from .skeleton import MEDIAPIPE_LANDMARK_NAMES, SMPL_JOINT_INDEX
@@ -48,6 +55,7 @@ from .synth.truth import read_masks
 # (label, module relative to this package, function): a function (video_path, progress) -> Reconstruction.
 RECONSTRUCTION_STAGES: tuple[tuple[str, str, str], ...] = (("fit", ".pipeline", "reconstruct"),)
 VARIANTS = {"normal": (1.0, 0.0), "reduced_rom": (0.5, 0.0), "asymmetric": (1.0, 0.3)}
+SURFACE_EVERY = 15  # frames between body-surface comparisons (each regenerates a true mesh)
 # Joints that MediaPipe and SMPL both name (REFERENCES.md section 6), compared in pixels
 KEYPOINT_JOINTS: tuple[str, ...] = tuple(
     f"{side}_{joint}"
@@ -58,7 +66,7 @@ KEYPOINT_JOINTS: tuple[str, ...] = tuple(
 
 def clip_design(count: int, frames: int, width: int, height: int) -> list[tuple[str, SynthSettings]]:
     """``count`` clips: variants (normal, reduced ROM, asymmetric) in turn, views shifted every three
-    clips so that each view meets each variant, a new body per clip."""
+    clips so that each view meets each variant, a new body per clip, every other one clothed."""
     design = []
     variants = list(VARIANTS)
     for i in range(count):
@@ -74,6 +82,7 @@ def clip_design(count: int, frames: int, width: int, height: int) -> list[tuple[
             height=height,
             lumbar_rom_scale=scale,
             asymmetry=asymmetry,
+            clothes=i % 2 == 1,
         )
         design.append((f"{i:02d}_{view}_{variant}", settings))
     return design
@@ -184,6 +193,50 @@ def score_reconstruction(reconstruction, truth: dict) -> dict[str, float]:
     return errors
 
 
+def true_surface_camera(truth: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (every :data:`SURFACE_EVERY`) and the true body mesh there (S, V, 3), camera frame,
+    regenerated from the clip's settings (the synthetic truth is deterministic)."""
+    from .synth.camera import to_camera
+    from .synth.command import clip_truth
+
+    motion, camera, _ = clip_truth(SynthSettings(**truth["settings"]))
+    frames = np.arange(0, motion.vertices_m.shape[0], SURFACE_EVERY)
+    return frames, to_camera(motion.vertices_m[frames].astype(np.float64), camera)
+
+
+def score_body(reconstruction, truth: dict, true_masks: np.ndarray, true_surface) -> dict[str, float]:
+    """Morphology errors and the body's silhouette and surface against the truth, from what the
+    result carries (see the module docstring); ``true_surface`` is a callable giving
+    :func:`true_surface_camera`'s (frames, meshes), called only when the result has a body."""
+    errors = {}
+    morphology = getattr(reconstruction, "spine_morphology", None)
+    if morphology is not None:
+        true_morphology = truth["spine_morphology"]
+        for key, name in (("lumbar_lordosis_deg", "lordosis"), ("thoracic_kyphosis_deg", "kyphosis")):
+            errors[f"{name}_err_deg"] = abs(morphology[key] - true_morphology[key])
+    if getattr(reconstruction, "betas", None) is None:
+        return errors
+    from .body.model import load_body_model
+    from .report import body_masks, posed_vertices
+
+    body = load_body_model(reconstruction.body_model)
+    local = np.concatenate(
+        [reconstruction.global_orient[:, None], reconstruction.body_pose.reshape(-1, 23, 3)], axis=1
+    )
+    vertices = posed_vertices(body, reconstruction.betas, local, reconstruction.transl)
+    rendered = body_masks(vertices, body.faces, reconstruction.camera_K, true_masks.shape[:0:-1])
+    errors["silhouette_iou"] = float(
+        np.mean([silhouette_iou(a, b) for a, b in zip(rendered, true_masks, strict=True)])
+    )
+    errors["mask_psnr_db"] = psnr_db(rendered, true_masks)
+    frames, true_meshes = true_surface()
+    shift = (np.asarray(truth["joints_camera_m"])[frames, 0] - reconstruction.joints_m[frames, 0])[:, None]
+    errors["surface_hausdorff_mm"] = float(
+        np.mean([hausdorff_mm(v, t) for v, t in zip(vertices[frames] + shift, true_meshes, strict=True)])
+    )
+    return errors
+
+
 def run_bench(folders: list[Path], progress: Progress) -> dict:
     """Run and score every available stage on each clip; the bench.json content."""
     from .keypoints import extract_keypoints
@@ -205,12 +258,16 @@ def run_bench(folders: list[Path], progress: Progress) -> dict:
             except HMNError as exc:
                 failures["keypoints"] = str(exc)
             seconds["keypoints"] += time.perf_counter() - start
+            true_surface = functools.partial(true_surface_camera, truth)
             for label, function in stages.items():
                 start = time.perf_counter()
                 try:
                     reconstruction = function(video, clip_progress)
                     seconds[label] += time.perf_counter() - start
                     errors |= score_reconstruction(reconstruction, truth)
+                    errors |= score_body(
+                        reconstruction, truth, read_masks(folder / "masks.npz"), true_surface
+                    )
                     for stage, value in getattr(reconstruction, "timing_s", {}).items():
                         seconds[f"{label}.{stage}"] = seconds.get(f"{label}.{stage}", 0.0) + value
                 except HMNError as exc:
