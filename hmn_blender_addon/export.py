@@ -28,12 +28,12 @@ from scipy.spatial.transform import Rotation
 from .atomic import atomic_path, write_text_atomic
 from .body.model import BodyModel
 from .reconstruction import Reconstruction
+from .spine.dynamic import shaped_rest
 from .subject import (
     LUMBAR_CURVES,
     PELVIC_CURVES,
     Y_UP_TO_Z_UP,
     angle_curves_deg,
-    shaped_rest,
     smpl_global_rotations,
     to_lab,
 )
@@ -95,20 +95,14 @@ def write_amass_npz(reconstruction: Reconstruction, body: BodyModel, path: str |
     return Path(path)
 
 
-def _flatten(value, prefix: str = "") -> list[tuple[str, object]]:
-    if isinstance(value, dict):
-        return [item for key, child in value.items() for item in _flatten(child, f"{prefix}{key}.")]
-    if isinstance(value, list):
-        return [(prefix[:-1], ";".join(str(v) for v in value))]
-    return [(prefix[:-1], value)]
-
-
 def report_csv_text(report: dict) -> str:
-    """report.json as two CSV columns: ``key`` (dotted path) and ``value`` (lists joined by ';')."""
+    """report.json as ``key,value`` rows, as ``run`` writes report.csv (:func:`.report.flatten`)."""
+    from .report import flatten
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["key", "value"])
-    writer.writerows(_flatten(report))
+    writer.writerows(flatten(report))
     return buffer.getvalue()
 
 

@@ -27,16 +27,23 @@ class Band:
         return "within"
 
 
-_ROBINSON = "|SI| <= 10%: the usual cut-off for Robinson's symmetry index (Robinson 1987), called arbitrary"
-# Keys are report.json paths (section 10), joined with ".".
+SYMMETRY_CUTOFF_PCT = 10.0  # the customary (and arbitrary) cut-off of |SI| (REFERENCES.md section 3)
+# Verified population ranges (REFERENCES.md section 1), degrees: mean, SD, source. Pelvic obliquity
+# at comfortable speed, Smith, Lelas & Kerrigan 2002 (n = 120): women 9.4 +- 3.5, men 7.4 +- 3.4
+# (the mean of both here). No verified norm exists in REFERENCES.md for the other planes.
+NORMATIVE_ROM_DEG: dict[str, tuple[float, float, str]] = {
+    "metrics.pelvic_range_deg.obliquity": (8.4, 3.5, "Smith et al. 2002"),
+}
+_ROBINSON = f"|SI| <= {SYMMETRY_CUTOFF_PCT:.0f}%: the customary (and arbitrary) cut-off (Robinson 1987)"
+# Keys are report.json paths (section 10), joined with ".". Population ranges span mean +- 2 SD.
 BANDS: dict[str, Band] = {
-    # Smith, Lelas & Kerrigan 2002, n = 120: men 7.4 +- 3.4 deg, women 9.4 +- 3.5 deg; mean +- 2 SD of either.
-    "metrics.pelvic_range_deg.obliquity": Band(
-        0.6, 16.4, "Smith 2002 (n = 120): men 7.4 +- 3.4, women 9.4 +- 3.5 deg; band = mean +- 2 SD"
-    ),
-    "metrics.symmetry_index_pct.lateral_bending": Band(0.0, 10.0, _ROBINSON),
-    "metrics.symmetry_index_pct.axial_rotation": Band(0.0, 10.0, _ROBINSON),
-    "metrics.symmetry_index_pct.spinal": Band(0.0, 10.0, _ROBINSON),
+    **{
+        key: Band(mean - 2 * sd, mean + 2 * sd, f"{source}: {mean} +- {sd} deg (band mean +- 2 SD)")
+        for key, (mean, sd, source) in NORMATIVE_ROM_DEG.items()
+    },
+    "metrics.symmetry_index_pct.lateral_bending": Band(0.0, SYMMETRY_CUTOFF_PCT, _ROBINSON),
+    "metrics.symmetry_index_pct.axial_rotation": Band(0.0, SYMMETRY_CUTOFF_PCT, _ROBINSON),
+    "metrics.symmetry_index_pct.spinal": Band(0.0, SYMMETRY_CUTOFF_PCT, _ROBINSON),
     "metrics.cycles.count": Band(1.0, None, "at least one complete gait cycle (else the whole clip is used)"),
     # The pipeline bridges short gaps; below 90% of frames the motion is mostly bridged (project threshold).
     "quality.frames_with_person": Band(0.9, None, "project threshold: subject seen in >= 90% of frames"),

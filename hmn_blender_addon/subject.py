@@ -1,14 +1,15 @@
 """A reconstruction as a rig and its motion in the lab frame: what the Blender scene is built from.
 
 The rig is the body model's 24 SMPL joints (rest joints = ``J_regressor @ v_shaped``, the shaped
-template as mesh, the body's skinning weights) followed by the vertebra bones S1 ... C7 chained
-under the pelvis. The reconstruction is in the camera frame; ``world_from_camera`` takes it to
-the lab frame (y up), where the rig lives.
+template as mesh) followed by the vertebra bones S1 ... C7 chained under the pelvis, with the
+torso's skinning weights moved from spine1..3 to the vertebrae (:func:`.spine.dynamic.spine_skin_weights`).
+The reconstruction is in the camera frame; ``world_from_camera`` takes it to the lab frame (y up),
+where the rig lives.
 
-Vertebra seam: the chain's rest offsets are each vertebra's offset from its parent in the
-parent's frame, averaged over the clip, and its rotations are the reconstruction's vertebra
-frames; the vertebra bones carry no skin weights. The spine stage replaces
-:func:`vertebra_chain` with its own rest chain and redistributed torso weights.
+The npz holds the vertebrae's per-frame centres and frames, not the rest chain: the chain's rest
+offsets are recovered as each vertebra's offset from its parent in the parent's frame, averaged
+over the clip (exact for the spine stage's rigid chain), and its rotations are the vertebra frames
+(identity = the body's axes, as for SMPL's joints).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .metrics.angles import lab_rotation, lumbar_angles, pelvic_angles
 from .reconstruction import Reconstruction
 from .rig import Rig, RigMotion
 from .skeleton import NUM_SMPL_JOINTS, SMPL_JOINT_NAMES
+from .spine.dynamic import shaped_rest, spine_skin_weights
 
 # Animated custom properties on the armature (degrees), in the order of the angle triples.
 LUMBAR_CURVES = ("lumbar_flexion_deg", "lumbar_bending_deg", "lumbar_rotation_deg")
@@ -69,13 +71,6 @@ def vertebra_chain(
     return rest_heads, local
 
 
-def shaped_rest(body: BodyModel, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The zero-pose shaped mesh (V, 3) and its joints (24, 3), metres, body frame."""
-    count = len(betas)
-    vertices = body.v_template_m.astype(np.float64) + body.shapedirs[..., :count].astype(np.float64) @ betas
-    return vertices, body.J_regressor.astype(np.float64) @ vertices
-
-
 def subject_rig_and_motion(reconstruction: Reconstruction, body: BodyModel) -> tuple[Rig, RigMotion]:
     """The rig (SMPL joints + vertebra chain, shaped mesh) and its lab-frame motion, angle curves
     (degrees, :data:`LUMBAR_CURVES`, :data:`PELVIC_CURVES`) and heel-strike markers."""
@@ -91,7 +86,7 @@ def subject_rig_and_motion(reconstruction: Reconstruction, body: BodyModel) -> t
         rest_heads_m=np.concatenate([joints, vertebra_heads]),
         rest_vertices_m=vertices,
         faces=np.asarray(body.faces),
-        skin_weights=np.concatenate([body.weights, np.zeros((len(vertices), vertebrae))], axis=1),
+        skin_weights=spine_skin_weights(body.weights, vertices, vertebra_heads),
     )
     motion = RigMotion(
         local_rotations=np.concatenate([smpl_local, vertebra_local], axis=1),

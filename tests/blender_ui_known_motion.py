@@ -1,10 +1,9 @@
 """A reconstruction.npz and report.json made from known motion: the open body walking a CMU clip.
 
 The SMPL joints come from the open body's forward kinematics (``body_forward``), so the scene's
-bone heads must reproduce them exactly. The vertebra chain is a rigid chain under the pelvis:
-rest heads placed in the torso by the spine package's profile (lordosis 45, kyphosis 40, sacral
-slope 35 deg), each vertebra turning with the SMPL spine joint of its region, positions by
-forward kinematics. A camera 4 m to the side looks at the walk.
+bone heads must reproduce them exactly. The vertebra chain is the spine package's:
+rest chain placed in the torso by its profile (lordosis 45, kyphosis 40, sacral slope 35 deg),
+moved by ``dynamic_spine`` as the pipeline does. A camera 4 m to the side looks at the walk.
 """
 
 from __future__ import annotations
@@ -17,15 +16,12 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from hmn_blender_addon.body.model import body_forward, load_body_model
-from hmn_blender_addon.kinematics import global_rotmats
 from hmn_blender_addon.metrics.cycles import heel_strikes_from_joints, spine_metrics
 from hmn_blender_addon.mocap import load_bvh_as_smpl
 from hmn_blender_addon.reconstruction import Reconstruction, save_reconstruction
-from hmn_blender_addon.skeleton import SMPL_JOINT_INDEX
+from hmn_blender_addon.spine.dynamic import dynamic_spine
 from hmn_blender_addon.spine.profile import SpineProfile, place_spine, spine_anchors
 
-# The SMPL spine joint each vertebra turns with (S1 ... C7).
-VERTEBRA_DRIVERS = ("pelvis",) * 4 + ("spine1",) * 2 + ("spine2",) * 6 + ("spine3",) * 7
 FRAMES = 60
 BETAS = np.array([0.8, -0.5, 0.3, 0.0, 0.2, 0.0, -0.1, 0.0, 0.0, 0.1])
 
@@ -64,16 +60,10 @@ def known_reconstruction(shared_data: Path, video_path: str = "") -> Reconstruct
         torch.tensor(transl, dtype=torch.float32),
     )
     joints = joints.double().numpy()
-    local = Rotation.from_rotvec(pose.reshape(-1, 3)).as_matrix().reshape(FRAMES, 24, 3, 3)
-    smpl_global = global_rotmats(local)  # camera frame
     rest_vertices = body.v_template_m + body.shapedirs[..., : len(BETAS)] @ BETAS
     stature = float(np.ptp(rest_vertices[:, 1]))
     anchors = spine_anchors(rest_vertices, 0.5 * (rest[1] + rest[2]), rest[12], stature)
-    rest_chain = place_spine(SpineProfile(45.0, 40.0, 35.0), *anchors).origins_m
-    vertebra_rot = smpl_global[:, [SMPL_JOINT_INDEX[name] for name in VERTEBRA_DRIVERS]]
-    offsets = np.diff(np.concatenate([rest[:1], rest_chain]), axis=0)
-    parent_rot = np.concatenate([smpl_global[:, :1], vertebra_rot[:, :-1]], axis=1)
-    vertebra_pos = joints[:, :1] + np.cumsum(np.einsum("tlij,lj->tli", parent_rot, offsets), axis=1)
+    spine = dynamic_spine(body, BETAS, pose, transl, place_spine(SpineProfile(45.0, 40.0, 35.0), *anchors))
     strikes = heel_strikes_from_joints(joints @ world_from_camera[:3, :3].T, 30.0)
     return Reconstruction(
         fps=30.0,
@@ -84,8 +74,8 @@ def known_reconstruction(shared_data: Path, video_path: str = "") -> Reconstruct
         body_pose=pose[:, 1:].reshape(FRAMES, -1).astype(np.float32),
         transl=transl.astype(np.float32),
         joints_m=joints,
-        vertebrae_m=vertebra_pos,
-        vertebra_rotations=vertebra_rot,
+        vertebrae_m=spine.centres_m,
+        vertebra_rotations=spine.rotations,
         camera_K=np.array([[500.0, 0, 330.0], [0, 500.0, 230.0], [0, 0, 1]]),
         image_size=np.array([640, 480]),
         world_from_camera=world_from_camera,
