@@ -22,6 +22,7 @@ def test_design_covers_views_bodies_and_variants():
     assert {(scale, asym) for _, scale, asym in pairs} == {(1.0, 0.0), (0.5, 0.0), (1.0, 0.3)}
     assert len(pairs) == 6
     assert len({s.body_seed for _, s in design}) == 6
+    assert sum(s.clothes for _, s in design) == 3
 
 
 @pytest.fixture(scope="module")

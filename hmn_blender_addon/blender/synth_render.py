@@ -30,6 +30,13 @@ from ..progress import Progress
 Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 FRAME_AXIS_M = 0.01  # length of the vertebra frame markers
 SKIN_RGB = ((0.80, 0.57, 0.45), (0.62, 0.42, 0.32), (0.45, 0.30, 0.22), (0.93, 0.75, 0.64))
+GARMENT_RGB = (
+    (0.10, 0.12, 0.35),
+    (0.55, 0.08, 0.08),
+    (0.08, 0.30, 0.12),
+    (0.05, 0.05, 0.05),
+    (0.85, 0.85, 0.82),
+)
 FLOOR_RGB = (0.55, 0.55, 0.52)
 
 
@@ -38,14 +45,17 @@ class RenderJob:
     """What to render (lab frame, metres).
 
     vertices_m: (T, V, 3) body; faces: (F, 3); vertebrae_m: (T, L, 3) and vertebra_rotations:
-    (T, L, 3, 3) for the hidden frame markers; K, world_to_camera: OpenCV camera; engine:
-    "workbench" | "cycles"; seed picks the skin tone and Cycles' noise.
+    (T, L, 3, 3) for the hidden frame markers; face_regions: (F,) skin 0, shorts 1, top 2, coloured
+    when ``clothes``; K, world_to_camera: OpenCV camera; engine: "workbench" | "cycles"; seed picks
+    the skin tone, the garment colours and Cycles' noise.
     """
 
     vertices_m: np.ndarray
     faces: np.ndarray
     vertebrae_m: np.ndarray
     vertebra_rotations: np.ndarray
+    face_regions: np.ndarray
+    clothes: bool
     K: np.ndarray
     world_to_camera: np.ndarray
     width: int
@@ -147,6 +157,12 @@ def build_scene(job: RenderJob, cache_dir: Path) -> dict[str, bpy.types.Object]:
     rng = np.random.default_rng([job.seed, 5])
     body = _cached_mesh("body", to_z_up(job.vertices_m), job.faces, cache_dir / "body.pc2")
     body.data.materials.append(_material("skin", SKIN_RGB[int(rng.integers(len(SKIN_RGB)))]))
+    if job.clothes:
+        for name, colour in zip(
+            ("shorts", "top"), rng.choice(len(GARMENT_RGB), 2, replace=False), strict=True
+        ):
+            body.data.materials.append(_material(name, GARMENT_RGB[int(colour)]))
+        body.data.polygons.foreach_set("material_index", job.face_regions.astype(np.int32))
     markers = _cached_mesh(
         "vertebra_frames",
         to_z_up(frame_markers(job.vertebrae_m, job.vertebra_rotations)),

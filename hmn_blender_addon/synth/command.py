@@ -2,7 +2,7 @@
 
 ``python -m hmn_blender_addon synth --out DIR --seed N [--view side|oblique|front] [--frames N]
 [--fps N] [--size WxH] [--lumbar-rom-scale X] [--asymmetry X] [--body-seed N] [--engine
-workbench|cycles] [--mocap-dir DIR]`` writes ``DIR/clip.mp4``, ``DIR/truth.json`` and
+workbench|cycles] [--clothes] [--mocap-dir DIR]`` writes ``DIR/clip.mp4``, ``DIR/truth.json`` and
 ``DIR/masks.npz``. The same arguments give the same truth and frames.
 """
 
@@ -46,6 +46,7 @@ class SynthSettings:
     lumbar_rom_scale: float = 1.0
     asymmetry: float = 0.0
     engine: str = "workbench"
+    clothes: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ def make_clip(
         faces=motion.faces,
         vertebrae_m=motion.vertebrae_m,
         vertebra_rotations=motion.vertebra_rotations,
+        face_regions=motion.face_regions,
+        clothes=settings.clothes,
         K=camera.K,
         world_to_camera=camera.world_to_camera,
         width=settings.width,
@@ -167,6 +170,7 @@ def _handle(args: argparse.Namespace, progress: Progress) -> int:
         lumbar_rom_scale=args.lumbar_rom_scale,
         asymmetry=args.asymmetry,
         engine=args.engine,
+        clothes=args.clothes,
     )
     clip = make_clip(settings, Path(args.out), progress, Path(args.mocap_dir))
     metrics = clip.truth["metrics"]
@@ -193,6 +197,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lumbar-rom-scale", type=float, default=1.0, help="1 = physiological lumbar ranges")
     parser.add_argument("--asymmetry", type=float, default=0.0, help="0 = symmetric; 0.3 = clearly antalgic")
     parser.add_argument("--engine", default="workbench", choices=("workbench", "cycles"))
+    parser.add_argument("--clothes", action="store_true", help="skin-tight shorts and top in seeded colours")
     parser.add_argument(
         "--mocap-dir", default=str(DEFAULT_MOCAP_DIR), help="CMU walks (*.bvh.gz + CMU-INDEX.md)"
     )

@@ -40,6 +40,7 @@ from ..mocap import MocapClip, walking_clips
 from ..skeleton import SMPL_JOINT_INDEX
 from ..spine.profile import RestSpine, place_spine, spine_anchors
 from ..spine.segments import chain_world
+from .clothing import garment_regions
 from .phenotype import Phenotype, sample_phenotype
 from .procedural import procedural_clip
 from .spine import sample_profile
@@ -71,6 +72,7 @@ class Motion:
     curve frames; anatomical_rotations: (T, 19, 3, 3) their anatomical frames (body axes moved by
     each vertebra's motion; identity in the static posture).
     heel_strikes: {"left": [...], "right": [...]} frames.
+    face_regions: (F,) garment region per face (:mod:`.clothing`).
     """
 
     vertices_m: np.ndarray
@@ -80,6 +82,7 @@ class Motion:
     vertebra_rotations: np.ndarray
     anatomical_rotations: np.ndarray
     heel_strikes: dict[str, list[int]]
+    face_regions: np.ndarray
     phenotype: Phenotype
     stature_m: float
     rest_spine: RestSpine
@@ -327,6 +330,7 @@ def make_motion(settings: GaitSettings, mocap_dir: Path) -> Motion:
     vertices = np.concatenate(vertices)
     joint_centres = np.concatenate(joint_centres)
 
+    faces = model.get_triangular_faces().numpy().astype(np.int64)
     rotations, origins = chain_world(
         pelvis_rotation, joint_centres[:, 0], joints, spine.origins_m, body.joints_m[0]
     )
@@ -337,12 +341,13 @@ def make_motion(settings: GaitSettings, mocap_dir: Path) -> Motion:
     origins += (lift[:, None] * up)[:, None]
     return Motion(
         vertices_m=vertices,
-        faces=model.get_triangular_faces().numpy().astype(np.int64),
+        faces=faces,
         joints_m=joint_centres,
         vertebrae_m=origins,
         vertebra_rotations=rotations @ spine.rotations,
         anatomical_rotations=rotations,
         heel_strikes=heel_strikes_from_joints(joint_centres, settings.fps),
+        face_regions=garment_regions(body.vertices_m, faces, body.joints_m),
         phenotype=phenotype,
         stature_m=body.stature_m,
         rest_spine=spine,
