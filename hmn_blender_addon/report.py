@@ -46,6 +46,7 @@ PLANES = {
 NORMATIVE_ROM_DEG = {("pelvic_range_deg", "obliquity"): (8.4, 3.5, "Smith et al. 2002")}
 SYMMETRY_CUTOFF_PCT = 10.0  # the customary (and arbitrary) cut-off of |SI| (REFERENCES.md section 3)
 RENDER_MAX_WIDTH = 640  # masks are compared at most this wide
+QUALITY_FRAMES = 30  # frames with the subject, evenly spread, that the silhouette scores use (70 ms each)
 FRAME_CHUNK = 32
 
 
@@ -155,9 +156,10 @@ def reconstruction_quality(
     reprojection_px: np.ndarray,
 ) -> dict:
     """The report's ``quality`` block: silhouette IoU and mask PSNR (dB) of the projected body vs the
-    person mask over frames with the subject, mean reprojection error (px), share of frames with
-    the subject."""
+    person mask (over :data:`QUALITY_FRAMES` frames with the subject), mean reprojection error
+    (px), share of frames with the subject."""
     present = np.nonzero(keypoints.present)[0]
+    present = present[np.unique(np.linspace(0, len(present) - 1, QUALITY_FRAMES).round().astype(int))]
     scale = min(1.0, RENDER_MAX_WIDTH / keypoints.width)
     size = (round(keypoints.width * scale), round(keypoints.height * scale))
     K = np.diag([scale, scale, 1.0]) @ camera_K

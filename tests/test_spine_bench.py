@@ -1,4 +1,4 @@
-"""The bench's body scores (morphology, silhouette, surface) against a known truth."""
+"""The body's silhouette and surface scores (bench and report quality) against a known truth."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from spine_masks import keypoints_from_masks
 
 from hmn_blender_addon.bench import score_body
 from hmn_blender_addon.body.model import body_forward, load_body_model
-from hmn_blender_addon.report import body_masks
+from hmn_blender_addon.report import body_masks, reconstruction_quality
 
 K = np.array([[500.0, 0.0, 160.0], [0.0, 500.0, 120.0], [0.0, 0.0, 1.0]])
 
@@ -52,3 +53,11 @@ def test_body_scores_read_perfect_on_the_truth_and_the_known_morphology_error():
     assert errors["surface_hausdorff_mm"] == pytest.approx(0.0, abs=1e-3)
     shifted = score_body(result, truth, masks, lambda: (np.array([0, 2]), moved))
     assert shifted["surface_hausdorff_mm"] == pytest.approx(300.0, abs=1e-3)
+
+    # the report's quality block against MediaPipe-like stored masks of the same silhouettes (the
+    # 96 x 48 stored crop of a T-posed body thins its outstretched arms)
+    keypoints = keypoints_from_masks(masks)
+    quality = reconstruction_quality(vertices, body.faces, K, keypoints, np.array([1.0, 2.0, np.nan, 3.0]))
+    assert quality["silhouette_iou"] > 0.85 and quality["mask_psnr_db"] > 15.0
+    assert quality["reprojection_px"] == pytest.approx(2.0)
+    assert quality["frames_with_person"] == 1.0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from spine_masks import keypoints_from_masks
 
 from hmn_blender_addon.body.model import load_body_model
-from hmn_blender_addon.keypoints import MASK_SHAPE, Keypoints
 from hmn_blender_addon.skeleton import SMPL_JOINT_INDEX
 from hmn_blender_addon.spine.dynamic import shaped_rest
 from hmn_blender_addon.spine.morphology import depth_below_back_m, profile_from_curve, spine_morphology
@@ -34,33 +34,6 @@ def subject():
     return vertices, joints, np.stack([heights, back_z], axis=1)
 
 
-def _keypoints(masks: np.ndarray) -> Keypoints:
-    """Keypoints holding these full-frame masks the way MediaPipe's are stored (box + 96 x 48 crop)."""
-    boxes, packed = [], []
-    for mask in masks:
-        rows, cols = np.nonzero(mask)
-        x0, y0, x1, y1 = cols.min() - 4, rows.min() - 4, cols.max() + 5, rows.max() + 5
-        crop = cv2.resize(
-            mask[y0:y1, x0:x1].astype(np.float32), MASK_SHAPE[::-1], interpolation=cv2.INTER_AREA
-        )
-        boxes.append([x0, y0, x1, y1])
-        packed.append(np.packbits((crop > 0.5).ravel()))
-    count = len(masks)
-    return Keypoints(
-        landmarks_px=np.full((count, 33, 3), np.nan, np.float32),
-        visibility=np.ones((count, 33), np.float32),
-        world_m=np.zeros((count, 33, 3), np.float32),
-        detected=np.ones(count, bool),
-        interpolated=np.zeros(count, bool),
-        times_s=np.arange(count) / 30.0,
-        mask_boxes_px=np.array(boxes, np.float32),
-        masks_packed=np.stack(packed),
-        width=WIDTH,
-        height=HEIGHT,
-        fps=30.0,
-    )
-
-
 def _view(subject, camera_from_lab: np.ndarray, distance_m: float):
     """Masks of the upright trunk silhouette (back contour, 25 cm deep) walking 1 m along lab z."""
     _, joints, back = subject
@@ -77,7 +50,7 @@ def _view(subject, camera_from_lab: np.ndarray, distance_m: float):
     world_from_camera = np.eye(4)
     world_from_camera[:3, :3] = camera_from_lab.T
     pelvis_camera = pelvis_lab @ camera_from_lab.T + lab_to_camera
-    return _keypoints(masks.astype(bool)), pelvis_camera, world_from_camera
+    return keypoints_from_masks(masks.astype(bool)), pelvis_camera, world_from_camera
 
 
 def test_profile_fit_inverts_the_chain():
