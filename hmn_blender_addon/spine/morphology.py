@@ -188,14 +188,14 @@ def spine_morphology(
     if keypoints is not None:
         present = keypoints.present & np.isfinite(keypoints.mask_boxes_px).all(axis=1)
         frames = np.nonzero(profile_frame_mask(pelvis_camera_m, lateral, present))[0]
-    back = np.full(CONTOUR_HEIGHTS, np.nan)
+    depths = np.full((1, CONTOUR_HEIGHTS), np.nan)
     if len(frames) >= MIN_PROFILE_FRAMES:
         depths = mask_back_depths(
             keypoints, frames, pelvis_camera_m[frames], up, forward, camera_K, heights - rest_joints_m[0, 1]
         )
-        back = rest_joints_m[0, 2] - np.nanpercentile(depths, BACK_PERCENTILE, axis=0)
-    if np.isfinite(back).all():
+    if np.isfinite(depths).any(axis=0).all():  # the mask shows the back at every level
         source = "mask_contour"
+        back = rest_joints_m[0, 2] - np.nanpercentile(depths, BACK_PERCENTILE, axis=0)
     else:
         source, frames = "body_surface", frames[:0]
         back = np.array([back_surface_z(rest_vertices_m, h)[0] for h in heights])
