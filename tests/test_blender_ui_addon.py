@@ -214,6 +214,11 @@ def test_a_saved_blend_reopens_with_the_animation_intact(session):
     # run's scene.blend: written without leaving anything in the open file, reopens with the subject.
     assert seen["objects_after_write"] == ["HMN subject body", "HMN subject camera", "HMN subject rig"]
     assert len(seen["scene_blend_objects"]) == 3
+    assert seen["scene_blend_export"] == ["FINISHED"]
+    moved = session["out"] / "moved_again"
+    assert (moved / "angles.mot").read_text().splitlines()[1:] == (
+        (session["out"] / "exports" / "s.mot").read_text().splitlines()[1:]
+    )
 
 
 def test_keyframing_3000_frames_of_all_bones_is_fast(session):

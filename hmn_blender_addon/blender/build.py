@@ -101,8 +101,9 @@ def build_scene(
 ) -> tuple[bpy.types.Object, bpy.types.Object, bpy.types.Object]:
     """The subject's collection in ``scene``: keyframed armature + mesh, camera, markers, metric curves.
 
-    ``report`` (report.json's content) and ``reconstruction_path`` (the npz, for the exports) are
-    kept on the armature. Returns (armature, mesh, camera).
+    ``report`` (report.json's content) and ``reconstruction_path`` (the npz, for the exports; may
+    be Blender-relative, ``//name.npz``) are kept on the armature, which becomes the active object.
+    Returns (armature, mesh, camera).
     """
     progress = progress or Progress()
     progress(0.0, "body model")
@@ -115,9 +116,8 @@ def build_scene(
     progress(0.9, "camera")
     camera = build_camera(reconstruction, collection, scene)
     armature[REPORT_PROPERTY] = json.dumps(report or {})
-    armature[RECONSTRUCTION_PROPERTY] = (
-        str(Path(reconstruction_path).resolve()) if reconstruction_path else ""
-    )
+    armature[RECONSTRUCTION_PROPERTY] = str(reconstruction_path or "")
+    scene.view_layers[0].objects.active = armature
     progress(1.0, "scene built")
     return armature, mesh, camera
 
@@ -150,10 +150,11 @@ def write_scene_blend(
 
     Works in any Blender session without changing its open file: the scene is built in a new
     scene, written with ``bpy.data.libraries.write`` and removed again. Call from Blender's
-    main thread. ``reconstruction_path`` defaults to ``reconstruction.npz`` beside the .blend.
+    main thread. ``reconstruction_path`` defaults to ``reconstruction.npz`` beside the .blend
+    (stored relative to it, so the folder can move).
     """
     progress = progress or Progress()
-    reconstruction_path = reconstruction_path or Path(blend_path).with_name("reconstruction.npz")
+    reconstruction_path = reconstruction_path or "//reconstruction.npz"
     before = _all_ids()
     scene = bpy.data.scenes.new("HumanMoveNet")
     try:

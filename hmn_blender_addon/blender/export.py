@@ -79,7 +79,7 @@ def export_subject(kind: str, armature: bpy.types.Object, path: str | os.PathLik
     source = armature.get(RECONSTRUCTION_PROPERTY)
     if not source:
         raise HMNError(armature.name, "does not name the reconstruction.npz it was built from")
-    reconstruction = load_reconstruction(source)
+    reconstruction = load_reconstruction(bpy.path.abspath(source))
     if kind == "MOT":
         return [write_angles_mot(reconstruction, path)]
     return [write_amass_npz(reconstruction, load_body_model(reconstruction.body_model), path)]

@@ -95,7 +95,5 @@ class ReconstructionRun:
             raise HMNError(self.job.video_path, "the run ended without a result")
         npz_path = self.job.out_dir / RECONSTRUCTION_FILE
         armature, report = load_into_scene(scene, npz_path)
-        write_scene_blend(
-            load_reconstruction(npz_path), report, self.job.out_dir / BLEND_FILE, reconstruction_path=npz_path
-        )
+        write_scene_blend(load_reconstruction(npz_path), report, self.job.out_dir / BLEND_FILE)
         return armature, report

@@ -152,15 +152,21 @@ arrays["reopened_heads"], _ = evaluated(armature, mesh, scene.frame_start + midd
 arrays["reopened_lumbar_flexion"] = np.array(armature["lumbar_flexion_deg"])
 seen["reopened_frames"] = [scene.frame_start, scene.frame_end]
 
-# 5. The scene.blend that run writes (write_scene_blend) opens with the subject in it.
+# 5. The scene.blend that run writes (write_scene_blend) beside the npz, moved with it elsewhere:
+# it opens with the subject, and exports find the reconstruction beside it.
 build = sys.modules[f"{package}.hmn_blender_addon.blender.build"]
 recon = sys.modules[f"{package}.hmn_blender_addon.reconstruction"].load_reconstruction(
     run_dir / "reconstruction.npz"
 )
-build.write_scene_blend(recon, {}, out / "scene.blend")
+moved = out / "moved_run"
+moved.mkdir()
+build.write_scene_blend(recon, {}, moved / "scene.blend")
 seen["objects_after_write"] = sorted(o.name for o in bpy.data.objects)
-bpy.ops.wm.open_mainfile(filepath=str(out / "scene.blend"))
+(moved / "reconstruction.npz").write_bytes((run_dir / "reconstruction.npz").read_bytes())
+moved = moved.rename(out / "moved_again")
+bpy.ops.wm.open_mainfile(filepath=str(moved / "scene.blend"))
 seen["scene_blend_objects"] = sorted(o.name for o in bpy.context.scene.objects)
+seen["scene_blend_export"] = sorted(bpy.ops.hmn.export(format="MOT", filepath=str(moved / "angles.mot")))
 seen["keyframing_3000_s"] = build.time_keyframing(3000)
 
 # 6. Cancelling Reconstruct from Video immediately, during keypoints, during the fit
