@@ -70,12 +70,8 @@ def build_camera(
     obj = bpy.data.objects.new(data.name, data)
     collection.objects.link(obj)
     obj.matrix_world = mathutils.Matrix(values["matrix_world"].tolist())
-    data.lens, data.sensor_width, data.sensor_fit = (
-        values["lens"],
-        values["sensor_width"],
-        values["sensor_fit"],
-    )
-    data.shift_x, data.shift_y = values["shift_x"], values["shift_y"]
+    for key in ("lens", "sensor_width", "sensor_fit", "shift_x", "shift_y"):
+        setattr(data, key, values[key])
     data.clip_start, data.clip_end = 0.05, 200.0
     scene.camera = obj
     scene.render.resolution_x, scene.render.resolution_y = values["resolution"]
@@ -122,10 +118,7 @@ def build_scene(
     return armature, mesh, camera
 
 
-def _all_ids() -> set[bpy.types.ID]:
-    return {datablock for collection in _ID_COLLECTIONS for datablock in getattr(bpy.data, collection)}
-
-
+# The kinds of data-block a built scene creates (removed again once written to a .blend).
 _ID_COLLECTIONS = (
     "scenes",
     "collections",
@@ -136,6 +129,10 @@ _ID_COLLECTIONS = (
     "actions",
     "movieclips",
 )
+
+
+def _all_ids() -> set[bpy.types.ID]:
+    return {datablock for collection in _ID_COLLECTIONS for datablock in getattr(bpy.data, collection)}
 
 
 def write_scene_blend(
