@@ -40,35 +40,38 @@ from .pose_prior import PosePrior, load_pose_prior
 from .progress import Progress
 from .skeleton import NUM_SMPL_JOINTS, SMPL_JOINT_INDEX
 
-# MediaPipe landmark -> model point: an SMPL joint (int) or a named surface vertex (str), weight.
-CORRESPONDENCES: tuple[tuple[int, int | str, float], ...] = (
-    (0, "nose", 0.3),
-    (2, "leye", 0.3),
-    (5, "reye", 0.3),
-    (7, "lear", 0.3),
-    (8, "rear", 0.3),
-    (11, SMPL_JOINT_INDEX["left_shoulder"], 1.0),
-    (12, SMPL_JOINT_INDEX["right_shoulder"], 1.0),
-    (13, SMPL_JOINT_INDEX["left_elbow"], 1.0),
-    (14, SMPL_JOINT_INDEX["right_elbow"], 1.0),
-    (15, SMPL_JOINT_INDEX["left_wrist"], 1.0),
-    (16, SMPL_JOINT_INDEX["right_wrist"], 1.0),
+# MediaPipe landmark -> model point, weight. A model point is a blend of SMPL joints (named as in
+# skeleton.SMPL_JOINT_NAMES) and surface landmarks (body.landmarks names) with these coefficients.
+CORRESPONDENCES: tuple[tuple[int, dict[str, float], float], ...] = (
+    (0, {"nose": 1.0}, 0.3),
+    (2, {"leye": 1.0}, 0.3),
+    (5, {"reye": 1.0}, 0.3),
+    (7, {"lear": 1.0}, 0.3),
+    (8, {"rear": 1.0}, 0.3),
+    # MediaPipe's shoulder sits between the joint centre and the top of the shoulder (acromion).
+    (11, {"left_shoulder": 0.5, "left_acromion": 0.5}, 1.0),
+    (12, {"right_shoulder": 0.5, "right_acromion": 0.5}, 1.0),
+    (13, {"left_elbow": 1.0}, 1.0),
+    (14, {"right_elbow": 1.0}, 1.0),
+    (15, {"left_wrist": 1.0}, 1.0),
+    (16, {"right_wrist": 1.0}, 1.0),
     # Detector hips sit higher and wider than the hip joint centres (SMPLify-X ignores them);
     # a low weight keeps their left/right and depth information.
-    (23, SMPL_JOINT_INDEX["left_hip"], 0.5),
-    (24, SMPL_JOINT_INDEX["right_hip"], 0.5),
-    (25, SMPL_JOINT_INDEX["left_knee"], 1.0),
-    (26, SMPL_JOINT_INDEX["right_knee"], 1.0),
-    (27, SMPL_JOINT_INDEX["left_ankle"], 1.0),
-    (28, SMPL_JOINT_INDEX["right_ankle"], 1.0),
-    (29, "LHeel", 0.8),
-    (30, "RHeel", 0.8),
-    (31, "LBigToe", 0.8),
-    (32, "RBigToe", 0.8),
+    (23, {"left_hip": 1.0}, 0.5),
+    (24, {"right_hip": 1.0}, 0.5),
+    (25, {"left_knee": 1.0}, 1.0),
+    (26, {"right_knee": 1.0}, 1.0),
+    (27, {"left_ankle": 1.0}, 1.0),
+    (28, {"right_ankle": 1.0}, 1.0),
+    (29, {"LHeel": 1.0}, 0.8),
+    (30, {"RHeel": 1.0}, 0.8),
+    (31, {"LBigToe": 1.0}, 0.8),
+    (32, {"RBigToe": 1.0}, 0.8),
 )
 FOOT_POINTS = ("LHeel", "RHeel", "LBigToe", "RBigToe")
 PHONE_FOCAL_35MM = 26.0
 NUM_SILHOUETTE_POINTS = 64
+OFFSET_SCALE_M = 0.03  # typical landmark offset: the offsets' prior is (offset / 3 cm)^2
 SKINNING_TOP_K = 4  # joints per surface point (the open body's and SMPL's vertices use at most 4)
 
 
@@ -77,19 +80,20 @@ class FitSettings:
     """Weights and schedule of the optimisation (defaults tuned on the rendered clips)."""
 
     focal_px: float | None = None
-    iterations: int = 300
+    iterations: int = 500
     learning_rate: float = 0.03
     robust_sigma: float = 0.05  # Geman-McClure scale, in person heights
-    w_2d: float = 1.0
+    w_2d: float = 30.0
     w_3d: float = 1.0
     w_pose: float = 1e-5
     w_limits: float = 1.0
-    w_shape: float = 1e-3
+    w_shape: float = 1e-4
     # Walking feet accelerate hard at heel strike: stronger temporal terms bias the limbs.
     w_velocity: float = 0.002
     w_acceleration: float = 0.02
     w_contact: float = 0.5
     w_silhouette: float = 0.05
+    w_offset: float = 0.01
     pose_prior: PosePrior | None = field(default=None, repr=False)
 
 
@@ -197,6 +201,34 @@ def _kinematics(body: BodyModel, vertex_ids: dict[str, int]) -> _Kinematics:
     )
 
 
+def correspondence_matrix(kin: _Kinematics) -> np.ndarray:
+    """(C, 24 + S): each correspondence's model point as a blend of joints and surface points."""
+    matrix = np.zeros((len(CORRESPONDENCES), NUM_SMPL_JOINTS + len(kin.vertex_index)), dtype=np.float32)
+    for row, (_, blend, _) in enumerate(CORRESPONDENCES):
+        for name, coefficient in blend.items():
+            column = (
+                SMPL_JOINT_INDEX[name]
+                if name in SMPL_JOINT_INDEX
+                else NUM_SMPL_JOINTS + kin.vertex_index[name]
+            )
+            matrix[row, column] = coefficient
+    return matrix
+
+
+def carrier_joints(kin: _Kinematics) -> np.ndarray:
+    """(C,) the joint whose motion carries each correspondence's landmark offset: its first
+    joint, or the joint that skins its first surface point most."""
+    carriers = []
+    for _, blend, _ in CORRESPONDENCES:
+        joints = [SMPL_JOINT_INDEX[name] for name in blend if name in SMPL_JOINT_INDEX]
+        if joints:
+            carriers.append(joints[0])
+        else:
+            row = kin.vertex_index[next(iter(blend))]
+            carriers.append(int(kin.vertex_joints[row, torch.argmax(kin.vertex_weights[row])]))
+    return np.array(carriers)
+
+
 def posed_points(
     kin: _Kinematics,
     betas: torch.Tensor,
@@ -224,7 +256,7 @@ def posed_points(
     local = rest_vertices[:, None, :] - rest_joints[kin.vertex_joints]  # (S, K, 3)
     moved = (global_rot[:, kin.vertex_joints] @ local[None, ..., None])[..., 0] + joints[:, kin.vertex_joints]
     vertices = (kin.vertex_weights[None, ..., None] * moved).sum(2)  # (T, S, 3)
-    return joints, vertices
+    return joints, vertices, global_rot
 
 
 def project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
@@ -259,10 +291,10 @@ def initial_orientation(world_m: np.ndarray) -> np.ndarray:
     hips = 0.5 * (world_m[:, 23] + world_m[:, 24])
     shoulders = 0.5 * (world_m[:, 11] + world_m[:, 12])
     x = world_m[:, 23] - world_m[:, 24]
-    x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    x /= np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-9)  # zero rows: frames without subject
     y = shoulders - hips
     y -= (y * x).sum(-1, keepdims=True) * x
-    y /= np.linalg.norm(y, axis=-1, keepdims=True)
+    y /= np.maximum(np.linalg.norm(y, axis=-1, keepdims=True), 1e-9)
     z = np.cross(x, y)
     return np.stack([x, y, z], axis=-1)
 
@@ -280,15 +312,15 @@ def initial_translation(
     torso_m = np.linalg.norm(
         0.5 * (world[:, 11] + world[:, 12]) - 0.5 * (world[:, 23] + world[:, 24]), axis=-1
     )
-    depth = K[0, 0] * torso_m / np.maximum(torso_px, 1.0)
+    valid = (torso_px > 1.0) & (torso_m > 0.0)
+    depth = np.where(valid, K[0, 0] * torso_m / np.where(valid, torso_px, 1.0), np.nan)
     hip_px = 0.5 * (image[:, 23] + image[:, 24])
     pelvis = np.stack(
         [(hip_px[:, 0] - K[0, 2]) * depth / K[0, 0], (hip_px[:, 1] - K[1, 2]) * depth / K[1, 1], depth], -1
     )
     # Depth from one frame's torso is noisy: use the clip's median scale along the ray.
-    median_depth = np.median(depth)
-    pelvis *= (median_depth / depth)[:, None]
-    return pelvis - pelvis_rest_m
+    pelvis *= (np.nanmedian(depth) / depth)[:, None]
+    return np.nan_to_num(pelvis - pelvis_rest_m)  # frames without a torso are interpolated later
 
 
 def _silhouette_fields(keypoints: Keypoints) -> tuple[np.ndarray, np.ndarray]:
@@ -337,7 +369,9 @@ def fit_bodies(
     K_np = camera_matrix(keypoints.width, keypoints.height, focal)
     prior = settings.pose_prior or load_pose_prior()
 
-    surface_names = sorted({target for _, target, _ in CORRESPONDENCES if isinstance(target, str)})
+    surface_names = sorted(
+        {name for _, blend, _ in CORRESPONDENCES for name in blend if name not in SMPL_JOINT_INDEX}
+    )
     silhouette_ids = np.linspace(0, body.num_vertices - 1, NUM_SILHOUETTE_POINTS).astype(int)
     vertex_ids = {name: body.landmarks[name] for name in surface_names}
     vertex_ids |= {f"surface_{i}": int(v) for i, v in enumerate(silhouette_ids)}
@@ -388,19 +422,22 @@ def fit_bodies(
     silhouette_rows = [kin.vertex_index[f"surface_{i}"] for i in range(NUM_SILHOUETTE_POINTS)]
     hip_rows = [i for i, c in enumerate(CORRESPONDENCES) if c[0] in (23, 24)]
 
-    # Row of each correspondence's model point in cat([joints, surface points], dim=1).
-    point_rows = torch.as_tensor(
-        [t if isinstance(t, int) else NUM_SMPL_JOINTS + kin.vertex_index[t] for _, t, _ in CORRESPONDENCES]
-    )
+    mixing = to_t(correspondence_matrix(kin))
 
-    def model_points(joints: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
-        return torch.cat([joints, vertices], dim=1)[:, point_rows]
+    carriers = torch.as_tensor(carrier_joints(kin))
+    # Per-clip landmark offsets in the carrying joint's frame (as MoSh calibrates markers): they
+    # absorb the constant difference between MediaPipe's landmark and the model point.
+    offsets = torch.zeros(len(CORRESPONDENCES), 3, requires_grad=True)
+
+    def model_points(joints: torch.Tensor, vertices: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+        moved_offsets = (rotations[:, carriers] @ offsets[None, :, :, None])[..., 0]
+        return mixing @ torch.cat([joints, vertices], dim=1) + moved_offsets
 
     def evaluate():
         root = rotation_6d_to_matrix(root_6d)
         body_rot = axis_angle_to_matrix(body_pose.reshape(num_frames, 23, 3))
-        joints, vertices = posed_points(kin, betas, root, body_rot, transl)
-        return joints, vertices, model_points(joints, vertices)
+        joints, vertices, rotations = posed_points(kin, betas, root, body_rot, transl)
+        return joints, vertices, model_points(joints, vertices, rotations)
 
     def energy(stage: str, ground: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         joints, vertices, points = evaluate()
@@ -420,6 +457,7 @@ def fit_bodies(
             * ((lower - body_pose).relu() ** 2 + (body_pose - upper).relu() ** 2).sum(-1).mean()
         )
         total = total + settings.w_shape * (betas**2).sum()
+        total = total + settings.w_offset * ((offsets / OFFSET_SCALE_M) ** 2).sum(-1).mean()
         velocity = joints[1:] - joints[:-1]
         total = total + settings.w_velocity * (velocity**2).sum(-1).mean() * 100
         if num_frames > 2:
@@ -464,7 +502,7 @@ def fit_bodies(
     with progress.stage(0.0, 0.15, "fit: torso") as report:
         optimise([root_6d, transl], max(main_iterations // 5, 10), "torso", None, report)
     with progress.stage(0.15, 0.7, "fit: body") as report:
-        optimise([betas, root_6d, body_pose, transl], main_iterations, "body", None, report)
+        optimise([betas, root_6d, body_pose, transl, offsets], main_iterations, "body", None, report)
     with torch.no_grad():
         joints, vertices, _ = evaluate()
         up_hint = rotation_6d_to_matrix(root_6d)[:, :, 1].mean(0).numpy()  # the bodies' mean y axis
@@ -498,3 +536,44 @@ def fit_bodies(
         reprojection_px=np.where(present, reprojection, np.nan),
         timing_s=time.perf_counter() - started,
     )
+
+
+# ---------------------------------------------------------------- cache
+
+
+FIT_VERSION = 1  # bump when the fit's output changes for the same inputs
+
+
+def body_fingerprint(body: BodyModel) -> str:
+    """A short hash of the body's arrays, so that a rebuilt or other body invalidates cached fits."""
+    import hashlib
+
+    digest = hashlib.sha256(body.kind.encode())
+    for array in (body.v_template_m, body.shapedirs, body.J_regressor, body.weights):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def fit_settings_key(settings: FitSettings, body: BodyModel, metadata_focal_px: float | None) -> dict:
+    """Everything that changes the fit for given keypoints (JSON-able, for the stage cache)."""
+    values = {name: getattr(settings, name) for name in settings.__dataclass_fields__ if name != "pose_prior"}
+    return {
+        "version": FIT_VERSION,
+        "body": body_fingerprint(body),
+        "metadata_focal_px": metadata_focal_px,
+        **values,
+    }
+
+
+def fit_to_arrays(fit: BodyFit) -> dict[str, np.ndarray]:
+    return {name: np.asarray(getattr(fit, name)) for name in fit.__dataclass_fields__}
+
+
+def fit_from_arrays(arrays: dict[str, np.ndarray]) -> BodyFit:
+    values = {name: arrays[name] for name in BodyFit.__dataclass_fields__}
+    values.update(
+        focal_source=str(values["focal_source"]),
+        ground_offset_m=float(values["ground_offset_m"]),
+        timing_s=float(values["timing_s"]),
+    )
+    return BodyFit(**values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         raise FileNotFoundError(f"{SHARED_DATA}: the shared data folder is missing")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def sports2d(shared_data):
+    """Keypoints of the real Sports2D clip (computed once a session, no cache) and seconds per frame."""
+    from hmn_blender_addon.keypoints import extract_keypoints
+
+    started = time.perf_counter()
+    keypoints = extract_keypoints(shared_data / "video" / "sports2d_demo" / "demo.mp4", use_cache=False)
+    return keypoints, (time.perf_counter() - started) / len(keypoints.times_s)

@@ -14,6 +14,7 @@ from scipy.spatial.transform import Rotation
 from hmn_blender_addon.body.model import BodyModel, as_smplx
 from hmn_blender_addon.fitting import CORRESPONDENCES, camera_matrix
 from hmn_blender_addon.keypoints import MASK_SHAPE, Keypoints
+from hmn_blender_addon.skeleton import SMPL_JOINT_INDEX
 
 
 def truth_motion(body: BodyModel, clip, frames: int, seed: int, depth_m: float = 5.0) -> dict:
@@ -53,9 +54,15 @@ def observe(body: BodyModel, truth: dict, width: int, height: int, focal_px: flo
     joints, vertices = truth["joints_m"], truth["vertices_m"]
     frames = len(joints)
     points = np.repeat(joints[:, :1], 33, axis=1)  # landmarks without a model point: unseen, at the pelvis
-    for mp_index, target, _ in CORRESPONDENCES:
-        points[:, mp_index] = (
-            joints[:, target] if isinstance(target, int) else vertices[:, body.landmarks[target]]
+    for mp_index, blend, _ in CORRESPONDENCES:
+        points[:, mp_index] = sum(
+            coefficient
+            * (
+                joints[:, SMPL_JOINT_INDEX[name]]
+                if name in SMPL_JOINT_INDEX
+                else vertices[:, body.landmarks[name]]
+            )
+            for name, coefficient in blend.items()
         )
     projected = points[..., :2] / points[..., 2:] * focal_px + K[:2, 2]
     landmarks = np.concatenate([projected + rng.normal(0, 2.0, projected.shape), points[..., 2:]], -1)

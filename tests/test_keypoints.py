@@ -235,14 +235,6 @@ def test_progress_cancellation_and_cache(tmp_path, sprite, monkeypatch):
     assert stage_path("keypoints", entries[0].stem).stat().st_size > 1000
 
 
-@pytest.fixture(scope="session")
-def sports2d(shared_data):
-    """Keypoints of the real Sports2D clip (computed once a session) and seconds per frame."""
-    started = time.perf_counter()
-    keypoints = extract_keypoints(shared_data / "video" / "sports2d_demo" / "demo.mp4", use_cache=False)
-    return keypoints, (time.perf_counter() - started) / len(keypoints.times_s)
-
-
 def test_real_clip_subject_is_the_walker_not_the_background_person(sports2d):
     keypoints, seconds_per_frame = sports2d
     print(
