@@ -199,6 +199,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--engine", default="workbench", choices=("workbench", "cycles"))
     parser.add_argument("--clothes", action="store_true", help="skin-tight shorts and top in seeded colours")
     parser.add_argument(
-        "--mocap-dir", default=str(DEFAULT_MOCAP_DIR), help="CMU walks (*.bvh.gz + CMU-INDEX.md)"
+        "--mocap-dir",
+        default=str(DEFAULT_MOCAP_DIR),
+        help="CMU walks (*.bvh.gz + CMU-INDEX.md); where absent, a procedural walk",
     )
     parser.set_defaults(handler=_handle)
