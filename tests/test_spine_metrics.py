@@ -10,6 +10,7 @@ import pytest
 
 from hmn_blender_addon.errors import HMNError
 from hmn_blender_addon.metrics.angles import rotation_from_cardan
+from hmn_blender_addon.metrics.cycles import heel_strikes
 from hmn_blender_addon.report import (
     SpineMetrics,
     body_masks,
@@ -107,6 +108,19 @@ def test_hand_computed_roms_and_symmetry():
     assert symmetry["axial_rotation"] == pytest.approx(0.0, abs=1e-9)
     assert symmetry["spinal"] == pytest.approx(expected / 2, rel=1e-9)
     np.testing.assert_allclose(result.lumbar_deg[LEFT_STRIKE], [2.0, 0.0, 4.0], atol=1e-9)
+
+
+def test_a_bump_of_the_other_foot_beside_a_strike_is_not_a_strike():
+    joints, spine = _walk(3 * STRIDE, asymmetry=0.0)
+    right = SMPL_JOINT_INDEX["right_ankle"]
+    lab = _lab()
+    bump = 0.2 * np.exp(-0.5 * ((np.arange(len(joints)) - 12) / 1.5) ** 2)  # 2 frames after a left strike
+    joints[:, right] += bump[:, None] * (CAMERA_FROM_LAB @ [0.0, 0.0, 1.0])
+    joints_lab = joints @ lab[:3, :3].T + lab[:3, 3]
+    pelvis = joints_lab[:, SMPL_JOINT_INDEX["pelvis"]]
+    assert 12 in heel_strikes(joints_lab[:, right], pelvis, np.array([0.0, 0.0, 1.0]), FPS)
+    result = lbp_metrics(spine, joints, lab, FPS)
+    assert result.heel_strikes == {"left": [10, 50, 90], "right": [30, 70, 110]}
 
 
 def test_a_clip_without_a_complete_cycle_is_measured_whole():

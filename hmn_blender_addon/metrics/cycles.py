@@ -19,6 +19,9 @@ from .angles import Y_UP, lab_rotation, lumbar_angles, pelvic_angles
 # out by: walking strides last about 0.9 to 1.4 s.
 MIN_STRIDE_S = 0.6
 MIN_PEAK_PROMINENCE = 0.15
+# Opposite feet strike about half a stride apart; two closer than this cannot both be strikes
+# (a noisy bump at a clip's edge, say), and the one whose heel is less far forward is dropped.
+MIN_STEP_S = 0.25
 
 
 def heel_strikes(heel_m: np.ndarray, sacrum_m: np.ndarray, forward: np.ndarray, fps: float) -> list[int]:
@@ -39,13 +42,26 @@ def heel_strikes(heel_m: np.ndarray, sacrum_m: np.ndarray, forward: np.ndarray, 
 
 
 def heel_strikes_from_joints(joints_m: np.ndarray, fps: float) -> dict[str, list[int]]:
-    """{"left": [...], "right": [...]} heel-strike frames from (T, 24, 3) SMPL joints in any metric frame."""
+    """{"left": [...], "right": [...]} heel-strike frames from (T, 24, 3) SMPL joints in any metric frame.
+
+    Of two strikes of opposite feet closer than :data:`MIN_STEP_S`, the one whose heel is less far
+    forward (as a share of its foot's range) is dropped.
+    """
     pelvis = joints_m[:, SMPL_JOINT_INDEX["pelvis"]]
     forward = lab_rotation(pelvis, up=_up_of(joints_m))[:, 2]
-    return {
-        side: heel_strikes(joints_m[:, SMPL_JOINT_INDEX[f"{side}_ankle"]], pelvis, forward, fps)
-        for side in ("left", "right")
-    }
+    strikes, reach = {}, {}
+    for side in ("left", "right"):
+        heel = joints_m[:, SMPL_JOINT_INDEX[f"{side}_ankle"]]
+        strikes[side] = heel_strikes(heel, pelvis, forward, fps)
+        signal = (heel - pelvis) @ forward
+        reach[side] = (signal - signal.min()) / max(float(np.ptp(signal)), 1e-12)
+    events = sorted((frame, side) for side, frames in strikes.items() for frame in frames)
+    for (frame_a, side_a), (frame_b, side_b) in itertools.pairwise(events):
+        if side_a != side_b and frame_b - frame_a < MIN_STEP_S * fps:
+            weaker = min((reach[side_a][frame_a], frame_a, side_a), (reach[side_b][frame_b], frame_b, side_b))
+            if weaker[1] in strikes[weaker[2]]:
+                strikes[weaker[2]].remove(weaker[1])
+    return strikes
 
 
 def _up_of(joints_m: np.ndarray) -> np.ndarray:
