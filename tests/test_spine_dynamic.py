@@ -12,6 +12,7 @@ from hmn_blender_addon.report import posed_vertices
 from hmn_blender_addon.rig import Rig, RigMotion, posed_heads, skinned_vertices
 from hmn_blender_addon.skeleton import SMPL_JOINT_INDEX, SMPL_PARENTS, VERTEBRA_NAMES
 from hmn_blender_addon.spine.dynamic import dynamic_spine, level_groups, shaped_rest, spine_skin_weights
+from hmn_blender_addon.spine.morphology import SpineMorphology
 from hmn_blender_addon.spine.profile import SpineProfile, place_spine, spine_anchors
 
 FRAMES = 12
@@ -41,6 +42,7 @@ def walking():
     stature = float(np.ptp(vertices[:, 1]))
     s1, c7 = spine_anchors(vertices, hips, joints[SMPL_JOINT_INDEX["neck"]], stature)
     rest = place_spine(SpineProfile(50.0, 45.0, 0.0), s1, c7)
+    morphology = SpineMorphology(rest.profile, rest, "body_surface", 0, rest.origins_m[:, 1:])
     rng = np.random.default_rng(4)
     local = np.zeros((FRAMES, 24, 3))
     local[:, 0] = Rotation.from_euler("xyz", rng.uniform(-180, 180, (FRAMES, 3)), degrees=True).as_rotvec()
@@ -48,7 +50,16 @@ def walking():
         cardan = np.radians(rng.uniform(-15, 15, (FRAMES, 3)))
         local[:, SMPL_JOINT_INDEX[name]] = Rotation.from_matrix(rotation_from_cardan(cardan)).as_rotvec()
     transl = rng.normal(0.0, 1.0, (FRAMES, 3))
-    return body, betas, vertices, joints, rest, local, transl, dynamic_spine(body, betas, local, transl, rest)
+    return (
+        body,
+        betas,
+        vertices,
+        joints,
+        rest,
+        local,
+        transl,
+        dynamic_spine(body, betas, local, transl, morphology),
+    )
 
 
 def test_groups_follow_the_open_body_joints(walking):

@@ -31,12 +31,13 @@ def subject():
     heights = np.linspace(joints[0, 1] - 0.25, c7[1] + 0.12, 200)
     spine_z = np.interp(heights, chain[:, 1], chain[:, 2])  # constant beyond S1 and C7
     back_z = spine_z - depth_below_back_m(heights, s1[1], c7[1], stature)
-    return vertices, joints, np.stack([heights, back_z], axis=1)
+    return body, vertices, joints, np.stack([heights, back_z], axis=1)
 
 
 def _view(subject, camera_from_lab: np.ndarray, distance_m: float):
-    """Masks of the upright trunk silhouette (back contour, 25 cm deep) walking 1 m along lab z."""
-    _, joints, back = subject
+    """Masks of the upright trunk silhouette (back contour, 25 cm deep) walking 1 m along lab z, the
+    SMPL translation that puts the body's pelvis where the silhouette's is, and the lab frame."""
+    _, _, joints, back = subject
     pelvis_lab = np.stack([np.zeros(FRAMES), np.full(FRAMES, 0.95), np.linspace(-0.5, 0.5, FRAMES)], axis=1)
     front = back + np.array([0.0, 0.25])
     outline = np.concatenate([back, front[::-1]])  # (height, anterior) around the trunk
@@ -49,8 +50,8 @@ def _view(subject, camera_from_lab: np.ndarray, distance_m: float):
         cv2.fillPoly(masks[frame], [np.round(uvw[:, :2] / uvw[:, 2:] * 16).astype(np.int32)], 1, shift=4)
     world_from_camera = np.eye(4)
     world_from_camera[:3, :3] = camera_from_lab.T
-    pelvis_camera = pelvis_lab @ camera_from_lab.T + lab_to_camera
-    return keypoints_from_masks(masks.astype(bool)), pelvis_camera, world_from_camera
+    transl = pelvis_lab @ camera_from_lab.T + lab_to_camera - joints[0]
+    return keypoints_from_masks(masks.astype(bool)), transl, world_from_camera
 
 
 def test_profile_fit_inverts_the_chain():
@@ -62,10 +63,11 @@ def test_profile_fit_inverts_the_chain():
 
 
 def test_side_view_reads_the_curvature_from_the_mask(subject):
-    vertices, joints, _ = subject
+    body, vertices, _, _ = subject
     side = np.array([[0.0, 0.0, -1.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 0.0]])  # lab x toward the camera
-    keypoints, pelvis_camera, world_from_camera = _view(subject, side, 4.0)
-    morphology = spine_morphology(vertices, joints, pelvis_camera, world_from_camera, K, keypoints)
+    keypoints, transl, world_from_camera = _view(subject, side, 4.0)
+    betas = np.zeros(body.num_betas)
+    morphology = spine_morphology(body, betas, transl, world_from_camera, K, keypoints)
     assert morphology.source == "mask_contour" and morphology.profile_frames == FRAMES
     assert morphology.profile.lordosis_deg == pytest.approx(TRUE_PROFILE.lordosis_deg, abs=3.0)
     assert morphology.profile.kyphosis_deg == pytest.approx(TRUE_PROFILE.kyphosis_deg, abs=3.0)
@@ -76,12 +78,13 @@ def test_side_view_reads_the_curvature_from_the_mask(subject):
 
 
 def test_front_view_falls_back_to_the_body_surface(subject):
-    vertices, joints, _ = subject
+    body = subject[0]
     front = np.array([[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])  # walking toward the camera
-    keypoints, pelvis_camera, world_from_camera = _view(subject, front, 6.0)
-    morphology = spine_morphology(vertices, joints, pelvis_camera, world_from_camera, K, keypoints)
+    keypoints, transl, world_from_camera = _view(subject, front, 6.0)
+    betas = np.zeros(body.num_betas)
+    morphology = spine_morphology(body, betas, transl, world_from_camera, K, keypoints)
     assert morphology.source == "body_surface" and morphology.profile_frames == 0
-    same = spine_morphology(vertices, joints, pelvis_camera, world_from_camera, K, None)
+    same = spine_morphology(body, betas, transl, world_from_camera, K, None)
     assert same.profile == morphology.profile
     # the open body's mean back: a mild lordosis and kyphosis
     assert 10.0 < morphology.profile.lordosis_deg < 60.0 and 10.0 < morphology.profile.kyphosis_deg < 60.0

@@ -20,6 +20,7 @@ spine1..3 to the vertebra bones (:func:`spine_skin_weights`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -28,8 +29,10 @@ from ..body.model import BodyModel
 from ..kinematics import global_rotmats
 from ..metrics.angles import cardan_angles, rotation_from_cardan
 from ..skeleton import NUM_SMPL_JOINTS, SMPL_JOINT_INDEX, VERTEBRA_NAMES
-from .profile import RestSpine
 from .segments import LUMBAR_LEVEL_ROM, THORACIC_LEVEL_ROM, chain_world
+
+if TYPE_CHECKING:
+    from .morphology import SpineMorphology
 
 SPINE_JOINTS: tuple[str, ...] = ("spine1", "spine2", "spine3")
 # (18, 3) ranges of the joints L5-S1 .. C7-T1 (flexion-extension, lateral bending, axial rotation)
@@ -100,7 +103,7 @@ def dynamic_spine(
     betas: np.ndarray,
     local_rotvec: np.ndarray,
     transl: np.ndarray,
-    morphology_rest: RestSpine,
+    morphology: SpineMorphology,
 ) -> DynamicSpine:
     """The vertebra chain following the body's trunk on every frame.
 
@@ -109,14 +112,14 @@ def dynamic_spine(
         local_rotvec: (T, 24, 3) axis-angle (radians), parent-relative, index 0 the global
             orientation in the camera frame (smoothed).
         transl: (T, 3) SMPL translation (metres, camera frame).
-        morphology_rest: the subject's rest chain in the shaped body's rest frame
-            (:attr:`.morphology.SpineMorphology.rest`).
+        morphology: the subject's static spine (:func:`.morphology.spine_morphology`); its
+            rest chain lies in the shaped body's rest frame.
     """
     frames = local_rotvec.shape[0]
     _, rest_joints = shaped_rest(body, betas)
     local = Rotation.from_rotvec(np.asarray(local_rotvec, dtype=np.float64).reshape(-1, 3)).as_matrix()
     local = local.reshape(frames, NUM_SMPL_JOINTS, 3, 3)
-    rest_heads = np.asarray(morphology_rest.origins_m, dtype=np.float64)
+    rest_heads = np.asarray(morphology.rest.origins_m, dtype=np.float64)
     groups = level_groups(rest_joints, rest_heads)
     joints = intervertebral_rotations(local, groups, level_weights_by_group(groups))
     pelvis_rotation = global_rotmats(local, body.parents)[:, 0]

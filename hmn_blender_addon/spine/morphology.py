@@ -28,8 +28,10 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 from scipy.optimize import least_squares
 
+from ..body.model import BodyModel
 from ..keypoints import MASK_SHAPE, Keypoints
 from ..skeleton import SMPL_JOINT_INDEX
+from .dynamic import shaped_rest
 from .profile import (
     C7_DEPTH_M,
     REFERENCE_STATURE_M,
@@ -164,9 +166,9 @@ def _rest_geometry(
 
 
 def spine_morphology(
-    rest_vertices_m: np.ndarray,
-    rest_joints_m: np.ndarray,
-    pelvis_camera_m: np.ndarray,
+    body: BodyModel,
+    betas: np.ndarray,
+    transl: np.ndarray,
     world_from_camera: np.ndarray,
     camera_K: np.ndarray,
     keypoints: Keypoints | None,
@@ -174,12 +176,12 @@ def spine_morphology(
     """The subject's morphology (see the module docstring).
 
     Args:
-        rest_vertices_m: (V, 3), rest_joints_m: (24, 3): the fitted shaped body at rest
-            (:func:`.dynamic.shaped_rest`).
-        pelvis_camera_m: (T, 3) the fitted pelvis joint per frame, camera frame.
+        body, betas (B,): the fitted body; transl: (T, 3) its SMPL translation (camera frame, metres).
         world_from_camera: (4, 4) the lab frame (rows of its rotation: lab x, up, walking direction).
         camera_K: (3, 3); keypoints: the clip's keypoints with person masks (None: body surface only).
     """
+    rest_vertices_m, rest_joints_m = shaped_rest(body, betas)
+    pelvis_camera_m = np.asarray(transl, dtype=np.float64) + rest_joints_m[0]
     s1, c7, stature = _rest_geometry(rest_vertices_m, rest_joints_m)
     heights = np.linspace(s1[1], c7[1], CONTOUR_HEIGHTS)
     depth = depth_below_back_m(heights, s1[1], c7[1], stature)
