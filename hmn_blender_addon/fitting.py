@@ -93,7 +93,7 @@ class FitSettings:
     w_acceleration: float = 0.02
     w_contact: float = 0.5
     w_silhouette: float = 0.05
-    w_offset: float = 0.01
+    w_offset: float = 0.002
     pose_prior: PosePrior | None = field(default=None, repr=False)
 
 
