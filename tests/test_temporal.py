@@ -179,6 +179,9 @@ def test_training_record_and_weights_round_trip(clips_120: dict, tmp_path: Path)
     ):
         np.testing.assert_array_equal(got, expected)
     assert json.loads(model_metadata(path)["training"])["steps"] == 4
+    again, _ = train(clips_120["train"], clips_120["val"], steps=4, batch=2, window=16, model_kwargs=TINY)
+    for key, value in model.state_dict().items():  # same seed, same weights
+        assert torch.equal(value, again.state_dict()[key]), key
 
 
 def test_windows_cover_any_length() -> None:

@@ -54,7 +54,7 @@ class TemporalGcnLstm(nn.Module):
         lstm_hidden: int = 64,
         lstm_layers: int = 2,
         dropout: float = 0.2,
-        base_cutoff_hz: float = 3.0,
+        base_cutoff_hz: float = 2.0,
     ) -> None:
         super().__init__()
         self.config = {

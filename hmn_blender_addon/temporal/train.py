@@ -4,11 +4,12 @@
 
 Data: the straight CMU walks (``mocap.walking_clips``), loaded at 120 fps so that windows can be
 drawn at a random phase and with a random frame stride of 3 to 5 (walking 25 % slower to 25 %
-faster, shown at 30 fps), mirrored left/right half of the time, and placed in a random camera
-frame (OpenCV: y down, z forward; random heading, pitch within +-15 deg, 3 to 8 m away). The
-noise model (``noise.NoiseModel``) corrupts them; the model learns to undo it. Subjects are kept
-apart: SPLITS lists the validation and test subjects, all others train. The best validation
-checkpoint is saved. The same seed gives the same weights (single-threaded torch).
+faster, shown at 30 fps), with joint excursions scaled by 0.8 to 1.2 (other walking styles),
+mirrored left/right half of the time, and placed in a random camera frame (OpenCV: y down, z
+forward; random heading, pitch within +-15 deg, 3 to 8 m away). The noise model
+(``noise.NoiseModel``) corrupts them; the model learns to undo it. Subjects are kept apart: SPLITS
+lists the validation and test subjects, all others train. The best validation checkpoint is saved.
+The same seed gives the same weights (single-threaded torch).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ DEFAULT_DATA = (
     / "mocap"
     / "cmu_walk"
 )
-# Baseline settings tried on the validation subjects (the best by MPJPE + accel error is used).
+# Baseline settings tried on the validation subjects; the one with the lowest sum of MPJPE, joint
+# and root acceleration errors (all in mm) is compared on the test subjects.
 BASELINE_GRID: dict[str, list[dict]] = {
     "butterworth": [{"cutoff_hz": f} for f in (2.0, 3.0, 4.0, 6.0, 8.0)],
     "savitzky_golay": [{"window_s": w, "polyorder": p} for w in (0.3, 0.5, 0.7, 1.0) for p in (2, 3)],
@@ -259,7 +261,7 @@ def smoother_errors(
 
 
 def tune_baselines(sequences: list, fps: float) -> dict[str, dict]:
-    """Per classical filter, the BASELINE_GRID setting with the lowest MPJPE + accel error."""
+    """Per classical filter, the BASELINE_GRID setting with the lowest sum of the three errors."""
     best = {}
     for method, grid in BASELINE_GRID.items():
         scored = [
