@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hmn_blender_addon.temporal.train", description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of the CMU .bvh.gz walks")
     parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS, help="weights file to write")
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 keeps runs reproducible)")
     args = parser.parse_args(argv)
