@@ -15,22 +15,26 @@ from hmn_blender_addon.spine.profile import SpineProfile, back_surface_z, place_
 
 WIDTH, HEIGHT, FOCAL = 640, 480, 900.0
 K = np.array([[FOCAL, 0, WIDTH / 2], [0, FOCAL, HEIGHT / 2], [0, 0, 1]])
-FRAMES = 12
+FRAMES = 30
 TRUE_PROFILE = SpineProfile(58.0, 28.0, 0.0)
 
 
 @pytest.fixture(scope="module")
 def subject():
-    """The open body at rest and a back surface that the true profile's chain lies under."""
+    """The open body at rest and a back that the true profile's chain lies under between S1 and C7,
+    the body's own back beyond (moved to join it)."""
     body = load_body_model("open")
     vertices, joints = shaped_rest(body, np.zeros(body.num_betas))
     hips = 0.5 * (joints[SMPL_JOINT_INDEX["left_hip"]] + joints[SMPL_JOINT_INDEX["right_hip"]])
     stature = float(np.ptp(vertices[:, 1]))
     s1, c7 = spine_anchors(vertices, hips, joints[SMPL_JOINT_INDEX["neck"]], stature)
     chain = place_spine(TRUE_PROFILE, s1, c7).origins_m
-    heights = np.linspace(joints[0, 1] - 0.25, c7[1] + 0.12, 200)
-    spine_z = np.interp(heights, chain[:, 1], chain[:, 2])  # constant beyond S1 and C7
-    back_z = spine_z - depth_below_back_m(heights, s1[1], c7[1], stature)
+    heights = np.linspace(s1[1] - 0.25, c7[1] + 0.22, 300)
+    back_z = np.interp(heights, chain[:, 1], chain[:, 2]) - depth_below_back_m(heights, s1[1], c7[1], stature)
+    own = np.array([back_surface_z(vertices, h)[0] for h in heights])
+    below, above = heights < s1[1], heights > c7[1]
+    back_z[below] = own[below] - np.interp(s1[1], heights, own) + back_z[~below][0]
+    back_z[above] = own[above] - np.interp(c7[1], heights, own) + back_z[~above][-1]
     return body, vertices, joints, np.stack([heights, back_z], axis=1)
 
 
@@ -69,8 +73,9 @@ def test_side_view_reads_the_curvature_from_the_mask(subject):
     betas = np.zeros(body.num_betas)
     morphology = spine_morphology(body, betas, transl, world_from_camera, K, keypoints)
     assert morphology.source == "mask_contour" and morphology.profile_frames == FRAMES
-    assert morphology.profile.lordosis_deg == pytest.approx(TRUE_PROFILE.lordosis_deg, abs=3.0)
-    assert morphology.profile.kyphosis_deg == pytest.approx(TRUE_PROFILE.kyphosis_deg, abs=3.0)
+    # within the issue's 5 deg: the stored 96 x 48 mask crop quantises the back to about 7 mm here
+    assert morphology.profile.lordosis_deg == pytest.approx(TRUE_PROFILE.lordosis_deg, abs=5.0)
+    assert morphology.profile.kyphosis_deg == pytest.approx(TRUE_PROFILE.kyphosis_deg, abs=5.0)
     # the chain lies inside the body's own trunk, between its anchors
     for origin in morphology.rest.origins_m:
         back, front = back_surface_z(vertices, origin[1], half_band_m=0.02)

@@ -13,7 +13,11 @@ Where the back comes from, in order:
   :data:`PROFILE_MAX_ANGLE_DEG` of the viewing ray) at least :data:`MIN_PROFILE_FRAMES` times: in
   each, the person mask is sampled along horizontal lines behind the fitted pelvis, in the
   sagittal plane through it (lab up, walking direction); the back is where the mask ends. Over the
-  frames a low percentile per height keeps the back and drops an arm swinging behind it.
+  frames a low percentile per height keeps the back and drops an arm swinging behind it. The
+  fitted pelvis is off by centimetres in the image (depth and body proportions), which moves the
+  S1..C7 window along the back and changes the angles a lot; so the observed levels are slid onto
+  the fitted body's own back (:func:`register_levels`: the buttocks below S1 and the nape above
+  C7 matched within +-:data:`REGISTER_REACH_M`), and the curvature between is read from the mask.
 - ``"body_surface"``: otherwise (front or oblique views), the fitted body's own rest back surface.
 
 The rest chain is then :func:`.profile.place_spine` of the measured lordosis and kyphosis between
@@ -45,7 +49,8 @@ from .profile import (
 
 PROFILE_MAX_ANGLE_DEG = 30.0
 MIN_PROFILE_FRAMES = 5
-CONTOUR_HEIGHTS = 40  # sampled levels between S1 and C7
+LEVEL_STEP_M = 0.005  # between sampled levels
+REGISTER_REACH_M = 0.08  # how far the observed levels may slide onto the body's (see register_levels)
 CONTOUR_STEP_M = 0.002
 CONTOUR_REACH_M = 0.40  # how far behind the pelvis the mask is sampled
 BACK_PERCENTILE = 25.0  # an arm swinging behind the back only ever adds to the silhouette
@@ -183,25 +188,52 @@ def spine_morphology(
     rest_vertices_m, rest_joints_m = shaped_rest(body, betas)
     pelvis_camera_m = np.asarray(transl, dtype=np.float64) + rest_joints_m[0]
     s1, c7, stature = _rest_geometry(rest_vertices_m, rest_joints_m)
-    heights = np.linspace(s1[1], c7[1], CONTOUR_HEIGHTS)
-    depth = depth_below_back_m(heights, s1[1], c7[1], stature)
+    reach = round(REGISTER_REACH_M / LEVEL_STEP_M)
+    levels = round((c7[1] - s1[1]) / LEVEL_STEP_M) + 1
+    # the window S1..C7, a margin of `reach` levels on each side and as much again to slide in
+    wide = s1[1] + LEVEL_STEP_M * np.arange(-2 * reach, levels + 2 * reach)
+    body_back = np.array([back_surface_z(rest_vertices_m, h)[0] for h in wide[reach:-reach]])
     lateral, up, forward = np.asarray(world_from_camera, dtype=np.float64)[:3, :3]
     frames = np.zeros(0, dtype=int)
     if keypoints is not None:
         present = keypoints.present & np.isfinite(keypoints.mask_boxes_px).all(axis=1)
         frames = np.nonzero(profile_frame_mask(pelvis_camera_m, lateral, present))[0]
-    depths = np.full((1, CONTOUR_HEIGHTS), np.nan)
+    back = None
     if len(frames) >= MIN_PROFILE_FRAMES:
         depths = mask_back_depths(
-            keypoints, frames, pelvis_camera_m[frames], up, forward, camera_K, heights - rest_joints_m[0, 1]
+            keypoints, frames, pelvis_camera_m[frames], up, forward, camera_K, wide - rest_joints_m[0, 1]
         )
-    if np.isfinite(depths).any(axis=0).all():  # the mask shows the back at every level
-        source = "mask_contour"
-        back = rest_joints_m[0, 2] - np.nanpercentile(depths, BACK_PERCENTILE, axis=0)
-    else:
-        source, frames = "body_surface", frames[:0]
-        back = np.array([back_surface_z(rest_vertices_m, h)[0] for h in heights])
-    curve = np.stack([heights, back + depth], axis=1)
+        if np.isfinite(depths).any(axis=0).all():  # the mask shows the back at every level
+            observed = rest_joints_m[0, 2] - np.nanpercentile(depths, BACK_PERCENTILE, axis=0)
+            shift = register_levels(observed, body_back, reach)
+            back = observed[2 * reach + shift : 2 * reach + shift + levels]
+    source = "mask_contour" if back is not None else "body_surface"
+    if back is None:
+        frames, back = frames[:0], body_back[reach : reach + levels]
+    heights = wide[2 * reach : 2 * reach + levels]
+    curve = np.stack([heights, back + depth_below_back_m(heights, s1[1], c7[1], stature)], axis=1)
     measured = profile_from_curve(curve[:, 0], curve[:, 1])
     rest = place_spine(measured, s1, c7)
     return SpineMorphology(rest.profile, rest, source, len(frames), curve)
+
+
+def register_levels(observed: np.ndarray, template: np.ndarray, reach: int) -> int:
+    """Shift (in levels, within +-``reach``) that lays the body's back beyond the window's ends onto
+    the observed one.
+
+    Args:
+        observed: (N + 4 reach,) observed back over the window of N levels with 2 ``reach`` levels
+            on each side; template: (N + 2 reach,) the body's own back over the window with
+            ``reach`` levels on each side.
+    Only the margins below S1 (the buttocks) and above C7 (the nape) are compared, each without
+    its mean offset, so the curvature inside the window, the measurement, does not steer the levels.
+    """
+    window = len(template) - 2 * reach
+    margins = np.r_[0:reach, reach + window : 2 * reach + window]
+
+    def cost(shift: int) -> float:
+        difference = observed[reach + shift : reach + shift + len(template)][margins] - template[margins]
+        low, high = difference[:reach], difference[reach:]
+        return float(np.sum((low - low.mean()) ** 2) + np.sum((high - high.mean()) ** 2))
+
+    return min(range(-reach, reach + 1), key=cost)
