@@ -42,7 +42,7 @@ class HMN_OT_reconstruct(bpy.types.Operator):
     bl_label = "Reconstruct from Video"
     bl_options = {"REGISTER", "UNDO"}
 
-    filepath: bpy.props.StringProperty(name="Video", subtype="FILE_PATH")
+    filepath: bpy.props.StringProperty(name="Video", subtype="FILE_PATH", options={"SKIP_SAVE"})
     filter_glob: bpy.props.StringProperty(default=VIDEO_GLOB, options={"HIDDEN"})
 
     @classmethod
@@ -193,7 +193,7 @@ class HMN_OT_export(bpy.types.Operator):
             ("REPORT", "Report CSV + JSON", "The metrics report"),
         ),
     )
-    filepath: bpy.props.StringProperty(name="File", subtype="FILE_PATH")
+    filepath: bpy.props.StringProperty(name="File", subtype="FILE_PATH", options={"SKIP_SAVE"})
 
     @classmethod
     def poll(cls, context):

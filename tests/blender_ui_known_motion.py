@@ -1,9 +1,9 @@
 """A reconstruction.npz and report.json made from known motion: the open body walking a CMU clip.
 
 The SMPL joints come from the open body's forward kinematics (``body_forward``), so the scene's
-bone heads must reproduce them exactly. The vertebra chain is the spine package's:
-rest chain placed in the torso by its profile (lordosis 45, kyphosis 40, sacral slope 35 deg),
-moved by ``dynamic_spine`` as the pipeline does. A camera 4 m to the side looks at the walk.
+bone heads must reproduce them exactly. The vertebra chain is the spine package's, as
+the pipeline makes it without person masks: the morphology from the body's back surface, moved by
+``dynamic_spine``. A camera 4 m to the side looks at the walk.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from hmn_blender_addon.metrics.cycles import heel_strikes_from_joints, spine_met
 from hmn_blender_addon.mocap import load_bvh_as_smpl
 from hmn_blender_addon.reconstruction import Reconstruction, save_reconstruction
 from hmn_blender_addon.spine.dynamic import dynamic_spine
-from hmn_blender_addon.spine.profile import SpineProfile, place_spine, spine_anchors
+from hmn_blender_addon.spine.morphology import spine_morphology
 
 FRAMES = 60
 BETAS = np.array([0.8, -0.5, 0.3, 0.0, 0.2, 0.0, -0.1, 0.0, 0.0, 0.1])
@@ -60,10 +60,9 @@ def known_reconstruction(shared_data: Path, video_path: str = "") -> Reconstruct
         torch.tensor(transl, dtype=torch.float32),
     )
     joints = joints.double().numpy()
-    rest_vertices = body.v_template_m + body.shapedirs[..., : len(BETAS)] @ BETAS
-    stature = float(np.ptp(rest_vertices[:, 1]))
-    anchors = spine_anchors(rest_vertices, 0.5 * (rest[1] + rest[2]), rest[12], stature)
-    spine = dynamic_spine(body, BETAS, pose, transl, place_spine(SpineProfile(45.0, 40.0, 35.0), *anchors))
+    camera_K = np.array([[500.0, 0, 330.0], [0, 500.0, 230.0], [0, 0, 1]])
+    morphology = spine_morphology(body, BETAS, transl, world_from_camera, camera_K, None)
+    spine = dynamic_spine(body, BETAS, pose, transl, morphology)
     strikes = heel_strikes_from_joints(joints @ world_from_camera[:3, :3].T, 30.0)
     return Reconstruction(
         fps=30.0,
@@ -76,7 +75,7 @@ def known_reconstruction(shared_data: Path, video_path: str = "") -> Reconstruct
         joints_m=joints,
         vertebrae_m=spine.centres_m,
         vertebra_rotations=spine.rotations,
-        camera_K=np.array([[500.0, 0, 330.0], [0, 500.0, 230.0], [0, 0, 1]]),
+        camera_K=camera_K,
         image_size=np.array([640, 480]),
         world_from_camera=world_from_camera,
         present=np.ones(FRAMES, dtype=bool),
