@@ -18,7 +18,14 @@ from .errors import Cancelled, HMNError
 from .progress import Progress, terminal_sink
 
 # Modules (relative to this package) whose ``add_cli`` contributes a command, in help order.
-COMMAND_MODULES: tuple[str, ...] = (".info", ".body.build", ".keypoints", ".synth.command", ".bench")
+COMMAND_MODULES: tuple[str, ...] = (
+    ".info",
+    ".pipeline",
+    ".body.build",
+    ".keypoints",
+    ".synth.command",
+    ".bench",
+)
 
 Handler = Callable[[argparse.Namespace, Progress], int]
 

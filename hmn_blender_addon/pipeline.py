@@ -1,0 +1,340 @@
+"""``run``: video -> keypoints -> fitted bodies -> smoothed motion -> dynamic spine -> metrics -> scene.
+
+Each stage is one module with one entry; this module only chains them, caches the expensive
+ones per video content and settings (keypoints, fit), reports progress and writes the outputs.
+Outputs are written into a staging folder beside ``out_dir`` and moved in only when everything
+succeeded, so a failed or cancelled run leaves ``out_dir`` exactly as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .body.model import BodyModel, load_body_model
+from .cache import load_stage, save_stage, stage_key, video_hash
+from .errors import HMNError
+from .fitting import BodyFit, FitSettings, fit_bodies, fit_from_arrays, fit_settings_key, fit_to_arrays
+from .keypoints import DEFAULT_MAX_SIDE, Keypoints, extract_keypoints, keypoints_settings
+from .kinematics import forward_kinematics
+from .paths import DATA_DIR
+from .progress import Progress
+from .reconstruction import Reconstruction, save_reconstruction
+from .report import (
+    SpineMetrics,
+    build_report,
+    lbp_metrics,
+    posed_vertices,
+    reconstruction_quality,
+    world_from_camera,
+    write_reports,
+)
+from .spine.dynamic import dynamic_spine, shaped_rest
+from .spine.morphology import SpineMorphology, spine_morphology
+from .video import probe_video
+
+SAMPLE_CLIP = DATA_DIR / "sample_gait.mp4"  # the embedded sample that ``demo`` runs on
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What ``run`` does (the command line's flags; the add-on's panel)."""
+
+    body: str = "open"
+    smpl_model: str | None = None
+    smoother: str = "gcn_lstm"
+    subject_height_m: float | None = None
+    focal_px: float | None = None
+    max_side: int | None = DEFAULT_MAX_SIDE
+    write_blend: bool = True
+    fit: FitSettings = field(default_factory=FitSettings)
+
+
+def cached_fit(
+    video_path: Path,
+    keypoints: Keypoints,
+    body: BodyModel,
+    settings: RunSettings,
+    metadata_focal_px: float | None,
+    progress: Progress,
+) -> BodyFit:
+    """The fit of ``keypoints`` from the stage cache, or computed and stored."""
+    fit_settings = FitSettings(**{**settings.fit.__dict__, "focal_px": settings.focal_px})
+    key = stage_key(
+        "fit",
+        video_hash(video_path),
+        {
+            "keypoints": keypoints_settings(settings.max_side),
+            "fit": fit_settings_key(fit_settings, body, metadata_focal_px),
+        },
+    )
+    cached = load_stage("fit", key)
+    if cached is not None:
+        progress(1.0, "fit from cache")
+        return fit_from_arrays(cached)
+    fit = fit_bodies(keypoints, body, fit_settings, metadata_focal_px, progress)
+    save_stage("fit", key, fit_to_arrays(fit))
+    return fit
+
+
+@contextmanager
+def staged_outputs(out_dir: Path) -> Iterator[Path]:
+    """A temporary folder beside ``out_dir``; its files move into ``out_dir`` on success only."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise HMNError(out_dir, "the output folder is a file")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".hmn-run-", dir=out_dir))
+    except OSError as exc:
+        raise HMNError(out_dir, f"cannot write to the output folder ({exc.strerror or exc})") from exc
+    try:
+        yield staging
+        for source in sorted(staging.rglob("*")):
+            target = out_dir / source.relative_to(staging)
+            if source.is_dir():
+                target.mkdir(exist_ok=True)
+            else:
+                os.replace(source, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@dataclass
+class StageTimer:
+    """Seconds spent per stage, in order."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+def fitted_motion(
+    video_path: str | os.PathLike, settings: RunSettings, progress: Progress, timer: StageTimer
+) -> tuple[Keypoints, BodyModel, BodyFit, np.ndarray, np.ndarray]:
+    """The first half of ``run``: keypoints, body, fit, then the smoothed local rotations
+    (T, 24, 3) and translation (T, 3) in the camera frame."""
+    from .temporal.smooth import smooth_motion
+
+    video_path = Path(video_path)
+    info = probe_video(video_path)
+    with timer("keypoints"), progress.stage(0.0, 0.45, "keypoints") as stage:
+        keypoints = extract_keypoints(video_path, settings.max_side, stage)
+    with timer("body_model"):
+        body = load_body_model(settings.body, settings.smpl_model)
+    with timer("fit"), progress.stage(0.45, 0.75, "fit") as stage:
+        fit = cached_fit(video_path, keypoints, body, settings, info.focal_px, stage)
+    with timer("smoothing"), progress.stage(0.75, 0.8, f"smoothing ({settings.smoother})") as stage:
+        local = np.concatenate([fit.global_orient[:, None], fit.body_pose.reshape(-1, 23, 3)], axis=1)
+        rotations, transl = smooth_motion(local, fit.transl, keypoints.fps, settings.smoother)
+        stage(1.0, "done")
+    return keypoints, body, fit, rotations, transl
+
+
+@dataclass
+class Computed:
+    """Everything a run produces before anything is written."""
+
+    reconstruction: Reconstruction
+    report: dict
+    spine_metrics: SpineMetrics
+    morphology: SpineMorphology
+    body: BodyModel
+
+
+def compute(video_path: str | os.PathLike, settings: RunSettings, progress: Progress) -> Computed:
+    """The whole analysis of one clip, in memory (see the module docstring)."""
+    video_path = Path(video_path)
+    timer = StageTimer()
+    keypoints, body, fit, rotations, transl = fitted_motion(video_path, settings, progress, timer)
+    with timer("spine_and_metrics"), progress.stage(0.8, 0.9, "spine and metrics") as stage:
+        _, rest_joints = shaped_rest(body, fit.betas)
+        joints = forward_kinematics(rotations, rest_joints, transl + rest_joints[0], body.parents)
+        lab = world_from_camera(fit.ground_normal, fit.ground_offset_m, joints[:, 0])
+        morphology = spine_morphology(body, fit.betas, transl, lab, fit.camera_K, keypoints)
+        stage(0.3, "dynamic spine")
+        spine = dynamic_spine(body, fit.betas, rotations, transl, morphology)
+        stage(0.5, "metrics")
+        spine_metrics = lbp_metrics(spine, joints, lab, keypoints.fps, source=video_path)
+        stage(0.7, "reconstruction quality")
+        quality = reconstruction_quality(
+            posed_vertices(body, fit.betas, rotations, transl),
+            body.faces,
+            fit.camera_K,
+            keypoints,
+            fit.reprojection_px,
+        )
+    reconstruction = Reconstruction(
+        fps=keypoints.fps,
+        frame_times_s=keypoints.times_s,
+        body_model=body.kind,
+        betas=fit.betas,
+        global_orient=rotations[:, 0],
+        body_pose=rotations[:, 1:].reshape(len(rotations), -1),
+        transl=transl,
+        joints_m=joints,
+        vertebrae_m=spine.centres_m,
+        vertebra_rotations=spine.rotations,
+        camera_K=fit.camera_K,
+        image_size=np.array([keypoints.width, keypoints.height]),
+        world_from_camera=lab,
+        present=keypoints.present,
+        heel_strikes_left=np.array(spine_metrics.heel_strikes["left"], dtype=np.int64),
+        heel_strikes_right=np.array(spine_metrics.heel_strikes["right"], dtype=np.int64),
+        video_path=str(video_path.resolve()),
+        vertebra_names=spine.names,
+    )
+    rest_vertices, _ = shaped_rest(body, fit.betas)
+    report = build_report(
+        video={
+            "path": str(video_path),
+            "frames": len(keypoints.times_s),
+            "fps": keypoints.fps,
+            "width": keypoints.width,
+            "height": keypoints.height,
+        },
+        body={
+            "model": body.kind,
+            "betas": [float(b) for b in fit.betas],
+            "height_m": float(np.ptp(rest_vertices[:, 1])),
+        },
+        morphology=morphology,
+        spine_metrics=spine_metrics,
+        quality=quality,
+        timing_s={name: round(seconds, 3) for name, seconds in timer.seconds.items()},
+    )
+    report["camera"] = {"focal_px": float(fit.camera_K[0, 0]), "focal_source": fit.focal_source}
+    report["settings"] = {"smoother": settings.smoother, "body": settings.body}
+    return Computed(reconstruction, report, spine_metrics, morphology, body)
+
+
+def reconstruct(video_path: str | os.PathLike, progress: Progress) -> Reconstruction:
+    """The bench's entry: the reconstruction of a clip with the default settings, nothing written."""
+    return compute(video_path, RunSettings(write_blend=False), progress).reconstruction
+
+
+@dataclass
+class RunResult:
+    """Where a run's outputs are, and its report."""
+
+    out_dir: Path
+    reconstruction_path: Path
+    report_path: Path
+    blend_path: Path | None
+    report: dict
+    reconstruction: Reconstruction
+
+
+def run(
+    video_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    settings: RunSettings = RunSettings(),
+    progress: Progress | None = None,
+) -> RunResult:
+    """Analyse ``video_path`` and write reconstruction.npz, report.json/.csv, plots/ and scene.blend.
+
+    Nothing appears in ``out_dir`` unless the whole run succeeds (including cancellation).
+    """
+    progress = progress or Progress()
+    out_dir = Path(out_dir)
+    with staged_outputs(out_dir) as staging:
+        computed = compute(video_path, settings, progress)
+        with progress.stage(0.9, 0.93, "writing reports") as stage:
+            save_reconstruction(computed.reconstruction, staging / "reconstruction.npz")
+            write_reports(
+                staging,
+                computed.report,
+                computed.spine_metrics,
+                computed.morphology,
+                computed.reconstruction.fps,
+            )
+            stage(1.0, "reports written")
+        if settings.write_blend:
+            from .blender.build import write_scene_blend
+
+            with progress.stage(0.93, 1.0, "scene.blend") as stage:
+                write_scene_blend(
+                    computed.reconstruction, computed.report, staging / "scene.blend", stage, computed.body
+                )
+    return RunResult(
+        out_dir=out_dir,
+        reconstruction_path=out_dir / "reconstruction.npz",
+        report_path=out_dir / "report.json",
+        blend_path=out_dir / "scene.blend" if settings.write_blend else None,
+        report=computed.report,
+        reconstruction=computed.reconstruction,
+    )
+
+
+def _print_summary(result: RunResult) -> None:
+    metrics = result.report["metrics"]
+    lumbar = metrics["lumbar_rom_deg"]
+    print(f"\n{result.out_dir}: {metrics['cycles']['count']} cycles ({metrics['cycles']['source']})")
+    print(
+        "lumbar ROM (deg): "
+        + ", ".join(f"{plane} {lumbar[plane]['mean']:.1f} +- {lumbar[plane]['sd']:.1f}" for plane in lumbar)
+    )
+    print(f"pelvic tilt range (deg): {metrics['pelvic_range_deg']['tilt']['mean']:.1f}")
+    print(f"spinal symmetry index (%): {metrics['symmetry_index_pct']['spinal']:.1f}")
+    written = [result.reconstruction_path, result.report_path, result.out_dir / "report.csv"]
+    print(
+        "wrote " + ", ".join(str(p) for p in [*written, *([result.blend_path] if result.blend_path else [])])
+    )
+
+
+def _settings_from_args(args: argparse.Namespace) -> RunSettings:
+    return RunSettings(
+        body=args.body,
+        smpl_model=args.smpl_model,
+        smoother=args.smoother,
+        focal_px=args.focal_px,
+        write_blend=not args.no_blend,
+    )
+
+
+def _handle_run(args: argparse.Namespace, progress: Progress) -> int:
+    _print_summary(run(args.video, args.out, _settings_from_args(args), progress))
+    return 0
+
+
+def _handle_demo(args: argparse.Namespace, progress: Progress) -> int:
+    _print_summary(run(SAMPLE_CLIP, args.out, _settings_from_args(args), progress))
+    return 0
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    from .temporal.smooth import SMOOTHERS
+
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--body", choices=("open", "smpl"), default="open", help="body model (default: open)")
+    parser.add_argument("--smpl-model", help="official SMPL file or folder (else $HMN_SMPL_MODEL_DIR)")
+    parser.add_argument("--smoother", choices=SMOOTHERS, default="gcn_lstm", help="temporal smoother")
+    parser.add_argument(
+        "--focal-px", type=float, help="camera focal length in pixels (default: metadata, else phone-like)"
+    )
+    parser.add_argument("--no-blend", action="store_true", help="do not write scene.blend")
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run", help="analyse a gait video: body, dynamic spine, metrics, scene.blend"
+    )
+    parser.add_argument("video", type=Path)
+    _add_run_options(parser)
+    parser.set_defaults(handler=_handle_run)
+    demo = subparsers.add_parser("demo", help="run on the embedded sample clip with the open body")
+    _add_run_options(demo)
+    demo.set_defaults(handler=_handle_demo)
