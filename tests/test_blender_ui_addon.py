@@ -221,5 +221,27 @@ def test_a_saved_blend_reopens_with_the_animation_intact(session):
     )
 
 
+def test_cancelling_reconstruct_leaves_the_scene_and_the_output_folder_untouched(session):
+    cancels = session["seen"]["cancel"]
+    assert [c["stop_at"] for c in cancels] == [0.0, 0.05, 0.46]
+    for cancel in cancels:
+        assert cancel["result"] == ["CANCELLED"] and cancel["still_running"] == 0, cancel
+        assert cancel["reports"] == [
+            [["WARNING"], "HumanMoveNet: cancelled; the scene and the output folder are unchanged"]
+        ]
+        assert cancel["scene_same"] and cancel["folder_same"], cancel
+    assert cancels[-1]["reached"] >= 0.46  # the last one stopped after the keypoints
+
+
+def test_a_successful_reconstruct_builds_the_subject_and_fills_the_output_folder(session):
+    success = session["seen"]["success"]
+    assert success["result"] == ["FINISHED"]
+    fresh = session["out"] / "fresh"
+    assert success["reports"] == [[["INFO"], f"HumanMoveNet: reconstructed {SAMPLE_VIDEO.name} into {fresh}"]]
+    assert success["files"] == ["reconstruction.npz", "report.json", "scene.blend"]
+    assert success["subject"].startswith("HMN subject rig") and success["report_dir"] == str(fresh)
+    assert success["status"] == "done"
+
+
 def test_keyframing_3000_frames_of_all_bones_is_fast(session):
     assert session["seen"]["keyframing_3000_s"] <= 2.0

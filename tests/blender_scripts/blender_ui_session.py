@@ -26,7 +26,6 @@ seen["install"] = sorted(
 )
 addon = sys.modules[package]
 session = sys.modules[f"{package}.hmn_blender_addon.blender.session"]
-errors = sys.modules[f"{package}.hmn_blender_addon.errors"]
 skeleton = sys.modules[f"{package}.hmn_blender_addon.skeleton"]
 pipeline = __import__(f"{package}.hmn_blender_addon.pipeline", fromlist=["RunSettings"])
 
@@ -169,36 +168,86 @@ seen["scene_blend_objects"] = sorted(o.name for o in bpy.context.scene.objects)
 seen["scene_blend_export"] = sorted(bpy.ops.hmn.export(format="MOT", filepath=str(moved / "angles.mot")))
 seen["keyframing_3000_s"] = build.time_keyframing(3000)
 
-# 6. Cancelling Reconstruct from Video immediately, during keypoints, during the fit
-# (in the scene.blend just opened: a scene with content).
+# 6. Cancelling Reconstruct from Video immediately (Esc), during keypoints (the panel's Cancel
+# button), both into the folder of an earlier run, and after keypoints (Esc) into a folder that
+# did not exist, through the operator's own modal(): the operator stand-in
+# holds what execute() would have set up (a modal handler needs a real window event loop).
+operators = sys.modules[f"{package}.operators.reconstruct"]
+window_manager = bpy.context.window_manager
+
+
+class Event:
+    def __init__(self, kind):
+        self.type = kind
+
+
+class ReconstructOperator:
+    def __init__(self, out_dir):
+        self.filepath, self.reports = str(video), []
+        self._run = session.ReconstructionRun(
+            window_manager, video, out_dir, pipeline.RunSettings(smoother="butterworth")
+        )
+        operators.ACTIVE_RUNS.append(self._run)
+        self._timer = window_manager.event_timer_add(0.1, window=bpy.context.window)
+
+    def report(self, level, message):
+        self.reports.append([sorted(level), message])
+
+
+modal = bpy.types.HMN_OT_reconstruct.modal
 seen["cancel"] = []
-for stop_at in (0.0, 0.05, 0.46):
+new_folder = out / "not_there_before"
+for stop_at, how, out_dir in ((0.0, "ESC", run_dir), (0.05, "button", run_dir), (0.46, "ESC", new_folder)):
     before_scene, before_folder = scene_state(), folder_state(run_dir)
-    run = session.ReconstructionRun(
-        bpy.context.window_manager, video, run_dir, pipeline.RunSettings(smoother="butterworth")
-    )
-    reached = 0.0
-    while not run.tick():
-        reached = run.fraction
-        if reached >= stop_at:
-            run.cancel()
-        run.job.wait(0.05)
-    try:
-        run.finish(bpy.context.scene)
-        outcome = "finished"
-    except errors.Cancelled as exc:
-        outcome = f"cancelled: {exc}"
-    except Exception as exc:
-        outcome = f"failed: {exc!r}"
+    operator, reached, result = ReconstructOperator(out_dir), 0.0, {"RUNNING_MODAL"}
+    while result == {"RUNNING_MODAL"}:
+        result = modal(operator, bpy.context, Event("TIMER"))
+        reached = max(reached, operator._run.fraction)
+        if reached >= stop_at and not operator._run.job.progress.cancelled:
+            if how == "ESC":
+                modal(operator, bpy.context, Event("ESC"))
+            else:
+                bpy.ops.hmn.cancel_run()
+        operator._run.job.wait(0.05)
     seen["cancel"].append(
         {
             "stop_at": stop_at,
             "reached": reached,
-            "outcome": outcome,
+            "result": sorted(result),
+            "reports": operator.reports,
+            "still_running": len(operators.ACTIVE_RUNS),
             "scene_same": scene_state() == before_scene,
-            "folder_same": folder_state(run_dir) == before_folder,
+            "folder_same": folder_state(run_dir) == before_folder and not new_folder.exists(),
         }
     )
+
+
+# 7. A run that succeeds, through the same modal(), with a stand-in for pipeline.run (the real one
+# takes minutes) that stages the known run's files as run does: the subject is built, the files
+# and scene.blend land in a new output folder.
+def stand_in_run(video_path, out_dir, settings, progress):
+    with pipeline.staged_outputs(Path(out_dir)) as staging:
+        for name in ("reconstruction.npz", "report.json"):
+            (staging / name).write_bytes((run_dir / name).read_bytes())
+        progress(1.0, f"done (scene.blend: {settings.write_blend})")
+    return "stand-in result"
+
+
+real_run, pipeline.run = pipeline.run, stand_in_run
+fresh_out = out / "fresh"
+operator, result = ReconstructOperator(fresh_out), {"RUNNING_MODAL"}
+while result == {"RUNNING_MODAL"}:
+    result = modal(operator, bpy.context, Event("TIMER"))
+    operator._run.job.wait(0.05)
+pipeline.run = real_run
+seen["success"] = {
+    "result": sorted(result),
+    "reports": operator.reports,
+    "files": sorted(p.name for p in fresh_out.iterdir()),
+    "subject": getattr(bpy.context.scene.hmn.subject, "name", None),
+    "report_dir": bpy.context.scene.hmn.report_dir,
+    "status": bpy.context.scene.hmn.status,
+}
 
 np.savez(out / "arrays.npz", **arrays)
 (out / "seen.json").write_text(json.dumps(seen, indent=1))
