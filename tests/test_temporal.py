@@ -25,10 +25,9 @@ from hmn_blender_addon.temporal.noise import NoiseModel, mirror_rotvecs
 from hmn_blender_addon.temporal.rotation6d import rot6d_to_rotvec, rotvec_to_rot6d
 from hmn_blender_addon.temporal.smooth import smooth_motion
 from hmn_blender_addon.temporal.train import (
+    held_out_comparison,
     loss_terms,
     make_batch,
-    noisy_test_set,
-    smoother_errors,
     split_clips,
     train,
 )
@@ -215,18 +214,24 @@ def test_bad_weight_files_raise_hmnerror(tmp_path: Path) -> None:
         smooth_motion(np.zeros((5, 24, 3)), np.zeros((5, 3)), FPS, "median")
 
 
-def test_shipped_model_smooths_held_out_walks(shared_data: Path) -> None:
-    load_model(DEFAULT_WEIGHTS)  # loads cleanly
+def test_shipped_model_beats_the_filters_on_held_out_subjects(shared_data: Path) -> None:
+    # Issue 7's bar on the held-out mocap subjects: acceleration error at most 0.25 x the noisy
+    # fits' and below every baseline's (tuned on the validation subjects), MPJPE no higher than
+    # the noisy fits' and the best baseline's.
     record = json.loads(model_metadata(DEFAULT_WEIGHTS)["training"])
     assert DEFAULT_WEIGHTS.stat().st_size <= 5e6
-    clips = split_clips(walking_clips(shared_data / "mocap" / "cmu_walk", target_fps=FPS))["test"]
-    assert not {c.name for c in clips} & set(record["train_clips"] + record["val_clips"])
-    sequences = noisy_test_set(clips[:2], seed=7)
-    noisy = smoother_errors(sequences, FPS, "none")
-    learned = smoother_errors(sequences, FPS, "gcn_lstm")
-    assert learned["accel_err_mm"] < 0.25 * noisy["accel_err_mm"]
-    assert learned["mpjpe_mm"] < noisy["mpjpe_mm"]
-    assert learned["transl_accel_err_mm"] < 0.25 * noisy["transl_accel_err_mm"]
+    data_dir = shared_data / "mocap" / "cmu_walk"
+    test_names = {c.name for c in split_clips(walking_clips(data_dir, target_fps=FPS))["test"]}
+    assert test_names and not test_names & set(record["train_clips"] + record["val_clips"])
+    rows, frames = held_out_comparison(data_dir, seed=7)
+    assert frames > 500
+    learned = next(r for r in rows if r["smoother"] == "gcn_lstm")
+    noisy = next(r for r in rows if r["smoother"] == "none")
+    baselines = [r for r in rows if r["smoother"] not in ("gcn_lstm", "none")]
+    assert learned["accel_err_mm"] <= 0.25 * noisy["accel_err_mm"]
+    assert learned["accel_err_mm"] < min(r["accel_err_mm"] for r in baselines)
+    assert learned["mpjpe_mm"] <= min(noisy["mpjpe_mm"], *(r["mpjpe_mm"] for r in baselines))
+    assert learned["transl_accel_err_mm"] < min(r["transl_accel_err_mm"] for r in baselines)
 
 
 def model_metadata(path: Path) -> dict:

@@ -287,6 +287,17 @@ def comparison_table(test: list, val: list, fps: float, weights: Path) -> list[d
     return rows
 
 
+def held_out_comparison(
+    data_dir: Path = DEFAULT_DATA, seed: int = 1000, weights: Path = DEFAULT_WEIGHTS
+) -> tuple[list[dict], int]:
+    """The comparison on the held-out test subjects' noisy walks (baselines tuned on the validation
+    subjects' with seed + 1000): rows as in comparison_table, and the number of test frames."""
+    clips = split_clips(walking_clips(data_dir, target_fps=MODEL_FPS))
+    test = noisy_test_set(clips["test"], seed)
+    val = noisy_test_set(clips["val"], seed + 1000)
+    return comparison_table(test, val, MODEL_FPS, weights), sum(len(s[0]) for s in test)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hmn_blender_addon.temporal.train", description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of the CMU .bvh.gz walks")
@@ -301,18 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     with progress.stage(0.0, 0.9, "training") as stage:
         model, record = train(split["train"], split["val"], steps=args.steps, seed=args.seed, progress=stage)
     save_weights(model, args.out, record)
-    clips30 = split_clips(walking_clips(args.data, target_fps=MODEL_FPS))
-    test = noisy_test_set(clips30["test"], seed=1000 + args.seed)
-    val = noisy_test_set(clips30["val"], seed=2000 + args.seed)
-    rows = comparison_table(test, val, MODEL_FPS, args.out)
+    rows, test_frames = held_out_comparison(args.data, 1000 + args.seed, args.out)
     progress(1.0, "done")
     print(
         f"\nweights: {args.out} ({args.out.stat().st_size / 1e6:.2f} MB), best step {record['best']['step']}"
     )
-    print(
-        f"test subjects {', '.join(SPLITS['test'])}: "
-        f"{sum(len(s[0]) for s in test)} frames at {MODEL_FPS:g} fps"
-    )
+    print(f"test subjects {', '.join(SPLITS['test'])}: {test_frames} frames at {MODEL_FPS:g} fps")
     print(f"{'smoother':<16}{'MPJPE mm':>10}{'accel mm/f2':>13}{'root accel':>12}  settings")
     for row in rows:
         print(
