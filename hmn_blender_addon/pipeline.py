@@ -34,6 +34,7 @@ from .report import (
     build_report,
     lbp_metrics,
     posed_vertices,
+    quality_frames,
     reconstruction_quality,
     world_from_camera,
     write_reports,
@@ -170,12 +171,10 @@ def compute(video_path: str | os.PathLike, settings: RunSettings, progress: Prog
         stage(0.5, "metrics")
         spine_metrics = lbp_metrics(spine, joints, lab, keypoints.fps, source=video_path)
         stage(0.7, "reconstruction quality")
+        frames = quality_frames(keypoints)
+        meshes = posed_vertices(body, fit.betas, rotations[frames], transl[frames])
         quality = reconstruction_quality(
-            posed_vertices(body, fit.betas, rotations, transl),
-            body.faces,
-            fit.camera_K,
-            keypoints,
-            fit.reprojection_px,
+            meshes, body.faces, fit.camera_K, keypoints, fit.reprojection_px, frames
         )
     reconstruction = Reconstruction(
         fps=keypoints.fps,

@@ -148,22 +148,30 @@ def posed_vertices(
     return np.concatenate(out).astype(np.float64)
 
 
+def quality_frames(keypoints: Keypoints) -> np.ndarray:
+    """The frames with the subject (at most :data:`QUALITY_FRAMES`, evenly spread) that silhouettes use."""
+    present = np.nonzero(keypoints.present)[0]
+    return present[np.unique(np.linspace(0, len(present) - 1, QUALITY_FRAMES).round().astype(int))]
+
+
 def reconstruction_quality(
     vertices_camera_m: np.ndarray,
     faces: np.ndarray,
     camera_K: np.ndarray,
     keypoints: Keypoints,
     reprojection_px: np.ndarray,
+    frames: np.ndarray | None = None,
 ) -> dict:
     """The report's ``quality`` block: silhouette IoU and mask PSNR (dB) of the projected body vs the
-    person mask (over :data:`QUALITY_FRAMES` frames with the subject), mean reprojection error
-    (px), share of frames with the subject."""
-    present = np.nonzero(keypoints.present)[0]
-    present = present[np.unique(np.linspace(0, len(present) - 1, QUALITY_FRAMES).round().astype(int))]
+    person mask (over :func:`quality_frames`), mean reprojection error (px), share of frames with
+    the subject. ``vertices_camera_m`` holds every frame's mesh (T, V, 3), or, when ``frames`` is
+    given, only those frames' meshes (so long clips never need all meshes at once)."""
+    present = quality_frames(keypoints) if frames is None else np.asarray(frames)
+    meshes = vertices_camera_m[present] if frames is None else vertices_camera_m
     scale = min(1.0, RENDER_MAX_WIDTH / keypoints.width)
     size = (round(keypoints.width * scale), round(keypoints.height * scale))
     K = np.diag([scale, scale, 1.0]) @ camera_K
-    rendered = body_masks(vertices_camera_m[present], faces, K, size)
+    rendered = body_masks(meshes, faces, K, size)
     observed = np.stack([keypoints.person_mask(int(f), size[::-1]) for f in present])
     return {
         "silhouette_iou": float(
