@@ -219,6 +219,7 @@ def write_reports(
     report: dict,
     spine_metrics: SpineMetrics,
     morphology: SpineMorphology,
+    fps: float,
 ) -> list[Path]:
     """``report.json``, ``report.csv`` and ``plots/*.png`` in ``out_dir``; returns the paths."""
     out = Path(out_dir)

@@ -164,7 +164,7 @@ def test_reports_are_written_with_the_section_10_keys(tmp_path):
         quality=quality,
         timing_s={"spine": 0.1},
     )
-    paths = write_reports(tmp_path, report, result, morphology)
+    paths = write_reports(tmp_path, report, result, morphology, FPS)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in paths) == [
         "plots/angle_curves.png",
         "plots/spine_profile.png",
