@@ -233,6 +233,14 @@ def test_cancelling_reconstruct_leaves_the_scene_and_the_output_folder_untouched
     assert cancels[-1]["reached"] >= 0.46  # the last one stopped after the keypoints
 
 
+def test_reconstruct_starts_from_the_panel_settings_and_the_cancel_button_stops_it(session):
+    execute = session["seen"]["execute"]
+    assert execute["result"] == ["RUNNING_MODAL"] and execute["running"]
+    assert execute["settings"] == ["butterworth", False, str(session["out"] / "via_execute")]
+    assert execute["cancel"] == ["FINISHED"] and execute["ended"]
+    assert execute["error"] == "run: cancelled by the user" and not execute["folder_exists"]
+
+
 def test_a_successful_reconstruct_builds_the_subject_and_fills_the_output_folder(session):
     success = session["seen"]["success"]
     assert success["result"] == ["FINISHED"]

@@ -249,6 +249,22 @@ seen["success"] = {
     "status": bpy.context.scene.hmn.status,
 }
 
+# 8. The operator's execute() (file browser done): it reads the panel's settings and starts the
+# modal run; the Cancel button stops it (in background Blender no timer event ever reaches modal()).
+settings = bpy.context.scene.hmn
+settings.output_dir, settings.smoother = str(out / "via_execute"), "butterworth"
+result = bpy.ops.hmn.reconstruct(filepath=str(video))
+(started,) = operators.ACTIVE_RUNS
+seen["execute"] = {
+    "result": sorted(result),
+    "running": settings.running,
+    "settings": [started.job.settings.smoother, started.job.settings.write_blend, str(started.job.out_dir)],
+    "cancel": sorted(bpy.ops.hmn.cancel_run()),
+    "ended": started.job.wait(120),
+    "error": str(started.job.error),
+    "folder_exists": (out / "via_execute").exists(),
+}
+
 np.savez(out / "arrays.npz", **arrays)
 (out / "seen.json").write_text(json.dumps(seen, indent=1))
 print("DONE")
