@@ -153,6 +153,15 @@ def test_the_panel_shows_report_json_flagged_against_the_bands(session):
     for drawn, row in zip(seen["panel_rows"], rows, strict=True):
         assert drawn[1:] == [row.value, row.sd, row.flag, row.text]
         assert row.text in seen["panel_labels"] and row.label in seen["panel_labels"]
+    assert seen["panel_controls"] == [
+        *(f"prop {name}" for name in ("video_path", "output_dir", "body", "smoother", "subject_height_m")),
+        "operator hmn.reconstruct",
+        "operator hmn.load_reconstruction",
+        "operator hmn.open_report_folder",
+        "menu hmn.export format",
+        "operator hmn.check_environment",
+        "operator hmn.open_cache_folder",
+    ]
     values = {row.key: row.value for row in rows}
     assert (
         values["metrics.lumbar_rom_deg.sagittal"] == report["metrics"]["lumbar_rom_deg"]["sagittal"]["mean"]

@@ -103,10 +103,19 @@ seen["background"] = background and [background.source, bpy.path.abspath(backgro
 # 2. The panel as drawn, through a layout that records its labels.
 class Recorder:
     def __init__(self):
-        self.texts = []
+        self.texts, self.controls = [], []
 
     def label(self, text="", **_):
         self.texts.append(text)
+
+    def prop(self, data, name, **_):
+        self.controls.append(f"prop {name}")
+
+    def operator(self, idname, **_):
+        self.controls.append(f"operator {idname}")
+
+    def operator_menu_enum(self, idname, name, **_):
+        self.controls.append(f"menu {idname} {name}")
 
     def __getattr__(self, name):
         if name in ("column", "row", "box", "split"):
@@ -116,7 +125,7 @@ class Recorder:
 
 panel = type("PanelStub", (), {"layout": Recorder()})()
 bpy.types.VIEW3D_PT_humanmovenet.draw(panel, bpy.context)
-seen["panel_labels"] = panel.layout.texts
+seen["panel_labels"], seen["panel_controls"] = panel.layout.texts, panel.layout.controls
 normative = sys.modules[f"{package}.hmn_blender_addon.normative"]
 seen["panel_rows"] = [
     [row.key, row.value, row.sd, row.flag, row.text]
