@@ -76,7 +76,7 @@ class HMN_OT_reconstruct(bpy.types.Operator):
             self.report({"ERROR"}, f"HumanMoveNet: {err}")
             return {"CANCELLED"}
         ACTIVE_RUNS.append(self._run)
-        settings.running, settings.progress, settings.status = True, 0.0, "starting"
+        settings.progress, settings.status = 0.0, "starting"
         self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
         context.window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}
@@ -96,7 +96,6 @@ class HMN_OT_reconstruct(bpy.types.Operator):
             return {"RUNNING_MODAL"}
         context.window_manager.event_timer_remove(self._timer)
         ACTIVE_RUNS.remove(self._run)
-        settings.running = False
         try:
             armature, report = self._run.finish(context.scene)
         except Cancelled:

@@ -31,10 +31,7 @@ class HMNSceneSettings(bpy.types.PropertyGroup):
         max=2.5,
         unit="LENGTH",
     )
-    running: bpy.props.BoolProperty(name="Running", options={"SKIP_SAVE"})
-    progress: bpy.props.FloatProperty(
-        name="Progress", min=0.0, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"}
-    )
+    progress: bpy.props.FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
     status: bpy.props.StringProperty(name="Status")
     report_json: bpy.props.StringProperty(name="Report", description="report.json of the subject shown")
     report_dir: bpy.props.StringProperty(name="Report Folder", subtype="DIR_PATH")

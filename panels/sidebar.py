@@ -32,7 +32,8 @@ class VIEW3D_PT_humanmovenet(bpy.types.Panel):
         column.prop(settings, "smoother")
         column.prop(settings, "subject_height_m")
         row = layout.row(align=True)
-        if settings.running:
+        # A run is in progress exactly when Cancel can run (the state is not saved with the file).
+        if bpy.ops.hmn.cancel_run.poll():
             row.progress(factor=settings.progress, text=settings.status)
             row.operator("hmn.cancel_run", icon="CANCEL")
         else:

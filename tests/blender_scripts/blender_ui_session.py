@@ -266,7 +266,7 @@ result = bpy.ops.hmn.reconstruct(filepath=str(video))
 (started,) = operators.ACTIVE_RUNS
 seen["execute"] = {
     "result": sorted(result),
-    "running": settings.running,
+    "running": bpy.ops.hmn.cancel_run.poll(),
     "settings": [started.job.settings.smoother, started.job.settings.write_blend, str(started.job.out_dir)],
     "cancel": sorted(bpy.ops.hmn.cancel_run()),
     "ended": started.job.wait(120),
