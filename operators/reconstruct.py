@@ -116,6 +116,13 @@ class HMN_OT_reconstruct(bpy.types.Operator):
         )
         return {"FINISHED"}
 
+    def cancel(self, context):
+        # Blender ends the operator itself (e.g. another file is opened): stop the run, build nothing.
+        self._run.cancel()
+        self._run.bar.end()
+        context.window_manager.event_timer_remove(self._timer)
+        ACTIVE_RUNS.remove(self._run)
+
 
 class HMN_OT_cancel_run(bpy.types.Operator):
     """Cancel the reconstruction in progress (the scene and the output folder stay as they were)"""

@@ -240,6 +240,13 @@ def test_cancelling_reconstruct_leaves_the_scene_and_the_output_folder_untouched
         ]
         assert cancel["scene_same"] and cancel["folder_same"], cancel
     assert cancels[-1]["reached"] >= 0.46  # the last one stopped after the keypoints
+    assert session["seen"]["ended_by_blender"] == {
+        "still_running": 0,
+        "ended": True,
+        "error": "run: cancelled by the user",
+        "scene_same": True,
+        "folder_same": True,
+    }
 
 
 def test_reconstruct_starts_from_the_panel_settings_and_the_cancel_button_stops_it(session):

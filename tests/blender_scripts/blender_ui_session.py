@@ -231,6 +231,19 @@ for stop_at, how, out_dir in ((0.0, "ESC", run_dir), (0.05, "button", run_dir), 
     )
 
 
+# Blender itself ending the operator (another file opened) stops the run the same way.
+before_scene, before_folder = scene_state(), folder_state(run_dir)
+operator = ReconstructOperator(run_dir)
+bpy.types.HMN_OT_reconstruct.cancel(operator, bpy.context)
+seen["ended_by_blender"] = {
+    "still_running": len(operators.ACTIVE_RUNS),
+    "ended": operator._run.job.wait(120),
+    "error": str(operator._run.job.error),
+    "scene_same": scene_state() == before_scene,
+    "folder_same": folder_state(run_dir) == before_folder,
+}
+
+
 # 7. A run that succeeds, through the same modal(), with a stand-in for pipeline.run (the real one
 # takes minutes) that stages the known run's files as run does: the subject is built, the files
 # and scene.blend land in a new output folder.
