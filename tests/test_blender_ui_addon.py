@@ -104,6 +104,12 @@ def test_load_builds_a_vertebra_chain_under_the_pelvis_keyframed_on_every_frame(
     assert seen["background"] == ["MOVIE_CLIP", str(SAMPLE_VIDEO)]
 
 
+def test_a_corrupt_reconstruction_gets_a_clear_error_and_changes_nothing(session):
+    seen, corrupt = session["seen"], session["out"] / "corrupt.npz"
+    assert seen["corrupt"].startswith(f"Error: HumanMoveNet: {corrupt}: not a readable reconstruction file")
+    assert seen["objects_after_corrupt"] == 0
+
+
 def test_evaluated_bones_and_mesh_reproduce_the_reconstruction(session):
     reconstruction, arrays = session["reconstruction"], session["arrays"]
     checked = session["seen"]["checked"]

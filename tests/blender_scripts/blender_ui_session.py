@@ -63,6 +63,16 @@ def evaluated(armature, mesh, frame: int, names) -> tuple:
     return heads, coordinates.reshape(-1, 3)
 
 
+# 0. A corrupt reconstruction file: a clear error naming it, and the scene stays empty.
+corrupt = out / "corrupt.npz"
+corrupt.write_bytes(b"not an npz")
+try:
+    bpy.ops.hmn.load_reconstruction(filepath=str(corrupt))
+    seen["corrupt"] = "loaded"
+except RuntimeError as exc:
+    seen["corrupt"] = str(exc).strip()
+seen["objects_after_corrupt"] = len(bpy.data.objects)
+
 # 1. Load Reconstruction into an empty scene.
 seen["load"] = sorted(bpy.ops.hmn.load_reconstruction(filepath=str(run_dir / "reconstruction.npz")))
 scene = bpy.context.scene
