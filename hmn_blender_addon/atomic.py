@@ -44,6 +44,9 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     try:
         yield tmp
         os.replace(tmp, target)
+    except OSError as exc:  # a full disk, a vanished folder: one line naming the file
+        tmp.unlink(missing_ok=True)
+        raise HMNError(target, f"cannot write the file ({exc.strerror or exc})") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import HMNError
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATA_DIR = PACKAGE_DIR / "data"  # files shipped inside the package and the extension
 
@@ -22,7 +24,12 @@ def cache_dir() -> Path:
     else:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
         root = Path(base) / "humanmovenet"
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HMNError(
+            root, f"cannot create the cache folder ({exc.strerror or exc}); set HMN_CACHE_DIR"
+        ) from exc
     return root
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from .body.model import BodyModel, load_body_model
 from .cache import load_stage, save_stage, stage_key, video_hash
-from .errors import HMNError
+from .errors import Cancelled, HMNError
 from .fitting import BodyFit, FitSettings, fit_bodies, fit_from_arrays, fit_settings_key, fit_to_arrays
 from .keypoints import DEFAULT_MAX_SIDE, Keypoints, extract_keypoints, keypoints_settings
 from .kinematics import forward_kinematics
@@ -93,10 +93,12 @@ def staged_outputs(out_dir: Path) -> Iterator[Path]:
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise HMNError(out_dir, "the output folder is a file")
+    created = [folder for folder in (out_dir, *out_dir.absolute().parents) if not folder.exists()]
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".hmn-run-", dir=out_dir))
     except OSError as exc:
+        _remove_empty(created)
         raise HMNError(out_dir, f"cannot write to the output folder ({exc.strerror or exc})") from exc
     try:
         yield staging
@@ -106,8 +108,24 @@ def staged_outputs(out_dir: Path) -> Iterator[Path]:
                 target.mkdir(exist_ok=True)
             else:
                 os.replace(source, target)
-    finally:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        _remove_empty(created)
+        if isinstance(exc, HMNError) and not isinstance(exc, Cancelled) and str(staging) in exc.subject:
+            raise HMNError(exc.subject.replace(str(staging), str(out_dir)), exc.problem) from exc
+        if isinstance(exc, OSError):  # e.g. the disk filled up under a writer outside atomic_path
+            raise HMNError(out_dir, f"cannot write the outputs ({exc.strerror or exc})") from exc
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed run created (deepest first), if they are still empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 @dataclass
