@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     ".keypoints",
     ".synth.command",
     ".bench",
+    ".batch",
 )
 
 Handler = Callable[[argparse.Namespace, Progress], int]
