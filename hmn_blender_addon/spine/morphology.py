@@ -47,8 +47,8 @@ from .profile import (
     spine_anchors,
 )
 
-PROFILE_MAX_ANGLE_DEG = 30.0
-MIN_PROFILE_FRAMES = 5
+PROFILE_MAX_ANGLE_DEG = 25.0  # side views reach about 30 deg at the frame edges, oblique ones 26 to 56
+MIN_PROFILE_FRAMES = 10
 LEVEL_STEP_M = 0.005  # between sampled levels
 REGISTER_REACH_M = 0.08  # how far the observed levels may slide onto the body's (see register_levels)
 CONTOUR_STEP_M = 0.002
