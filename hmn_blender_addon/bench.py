@@ -209,8 +209,8 @@ def score_body(reconstruction, truth: dict, true_masks: np.ndarray, true_surface
     result carries (see the module docstring); ``true_surface`` is a callable giving
     :func:`true_surface_camera`'s (frames, meshes), called only when the result has a body."""
     errors = {}
-    morphology = getattr(reconstruction, "spine_morphology", None)
-    if morphology is not None:
+    morphology = json.loads(reconstruction.spine_morphology_json)
+    if morphology:
         true_morphology = truth["spine_morphology"]
         for key, name in (("lumbar_lordosis_deg", "lordosis"), ("thoracic_kyphosis_deg", "kyphosis")):
             errors[f"{name}_err_deg"] = abs(morphology[key] - true_morphology[key])

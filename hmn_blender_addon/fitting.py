@@ -94,6 +94,9 @@ class FitSettings:
     w_contact: float = 0.5
     w_silhouette: float = 0.05
     w_offset: float = 0.002
+    # Long clips are fitted in windows of this many frames, overlapping by window_overlap.
+    window_frames: int = 300
+    window_overlap: int = 30
     pose_prior: PosePrior | None = field(default=None, repr=False)
 
 
@@ -348,35 +351,37 @@ def _foot_plane(points: np.ndarray, up_hint: np.ndarray) -> tuple[np.ndarray, fl
 # ---------------------------------------------------------------- the fit
 
 
-def fit_bodies(
+@dataclass
+class _Fixed:
+    """What later windows of a long clip share with the first: shape, landmark offsets, ground."""
+
+    betas: torch.Tensor
+    offsets: torch.Tensor
+    ground: tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class _WindowFit:
+    fit: BodyFit
+    fixed: _Fixed
+
+
+def _fit_window(
     keypoints: Keypoints,
-    body: BodyModel,
-    settings: FitSettings = FitSettings(),
-    metadata_focal_px: float | None = None,
-    progress: Progress | None = None,
-) -> BodyFit:
-    """Fit one shape and per-frame poses to ``keypoints``; see the module docstring."""
-    import time
+    kin: _Kinematics,
+    settings: FitSettings,
+    K_np: np.ndarray,
+    prior: PosePrior,
+    progress: Progress,
+    fixed: _Fixed | None = None,
+) -> _WindowFit:
+    """The optimisation of the module docstring over one window of frames (all of a short clip).
 
-    started = time.perf_counter()
-    progress = progress or Progress()
+    With ``fixed``, the shape, landmark offsets and ground plane are held (the later windows of a
+    long clip); without, they are estimated."""
     present = keypoints.present
-    if present.sum() < 2:
-        raise HMNError("keypoints", "fewer than two frames show the subject")
-    focal, focal_source = choose_focal(
-        keypoints.width, keypoints.height, settings.focal_px, metadata_focal_px
-    )
-    K_np = camera_matrix(keypoints.width, keypoints.height, focal)
-    prior = settings.pose_prior or load_pose_prior()
-
-    surface_names = sorted(
-        {name for _, blend, _ in CORRESPONDENCES for name in blend if name not in SMPL_JOINT_INDEX}
-    )
-    silhouette_ids = np.linspace(0, body.num_vertices - 1, NUM_SILHOUETTE_POINTS).astype(int)
-    vertex_ids = {name: body.landmarks[name] for name in surface_names}
-    vertex_ids |= {f"surface_{i}": int(v) for i, v in enumerate(silhouette_ids)}
-    kin = _kinematics(body, vertex_ids)
-    num_betas = body.num_betas
+    num_betas = kin.joint_shapedirs.shape[-1]
+    to_t = lambda array: torch.as_tensor(np.asarray(array), dtype=torch.float32)  # noqa: E731
 
     # Observations (frames without the subject get zero weight).
     mp_index = np.array([c[0] for c in CORRESPONDENCES])
@@ -402,7 +407,6 @@ def fit_bodies(
         present,
     )
 
-    to_t = lambda array: torch.as_tensor(np.asarray(array), dtype=torch.float32)  # noqa: E731
     K = to_t(K_np)
     observed_px_t, visibility_t, world_t = to_t(observed_px), to_t(visibility), to_t(world)
     height_t = to_t(person_height_px)[:, None, None]
@@ -414,7 +418,7 @@ def fit_bodies(
     boxes_t = to_t(np.nan_to_num(boxes))
 
     num_frames = len(present)
-    betas = torch.zeros(num_betas, requires_grad=True)
+    betas = fixed.betas if fixed else torch.zeros(num_betas, requires_grad=True)
     root_6d = to_t(root_init[..., :2].transpose(0, 2, 1).reshape(num_frames, 6)).requires_grad_(True)
     body_pose = prior_mean.repeat(num_frames, 1).clone().requires_grad_(True)
     transl = to_t(transl_init).requires_grad_(True)
@@ -427,7 +431,8 @@ def fit_bodies(
     carriers = torch.as_tensor(carrier_joints(kin))
     # Per-clip landmark offsets in the carrying joint's frame (as MoSh calibrates markers): they
     # absorb the constant difference between MediaPipe's landmark and the model point.
-    offsets = torch.zeros(len(CORRESPONDENCES), 3, requires_grad=True)
+    offsets = fixed.offsets if fixed else torch.zeros(len(CORRESPONDENCES), 3, requires_grad=True)
+    shared = [] if fixed else [betas, offsets]
 
     def model_points(joints: torch.Tensor, vertices: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
         moved_offsets = (rotations[:, carriers] @ offsets[None, :, :, None])[..., 0]
@@ -502,17 +507,24 @@ def fit_bodies(
     with progress.stage(0.0, 0.15, "fit: torso") as report:
         optimise([root_6d, transl], max(main_iterations // 5, 10), "torso", None, report)
     with progress.stage(0.15, 0.7, "fit: body") as report:
-        optimise([betas, root_6d, body_pose, transl, offsets], main_iterations, "body", None, report)
-    with torch.no_grad():
-        joints, vertices, _ = evaluate()
-        up_hint = rotation_6d_to_matrix(root_6d)[:, :, 1].mean(0).numpy()  # the bodies' mean y axis
-        feet = vertices[:, foot_rows].numpy()
-        lowest = feet[np.arange(num_frames), np.argmin(feet @ up_hint, axis=1)]
-        normal, offset = _foot_plane(lowest[present], up_hint)
-    ground = (to_t(normal), torch.tensor(offset, dtype=torch.float32))
+        optimise([*shared, root_6d, body_pose, transl], main_iterations, "body", None, report)
+    if fixed:
+        ground = fixed.ground
+    else:
+        with torch.no_grad():
+            joints, vertices, _ = evaluate()
+            up_hint = rotation_6d_to_matrix(root_6d)[:, :, 1].mean(0).numpy()  # the bodies' mean y axis
+            feet = vertices[:, foot_rows].numpy()
+            lowest = feet[np.arange(num_frames), np.argmin(feet @ up_hint, axis=1)]
+            normal, offset = _foot_plane(lowest[present], up_hint)
+        ground = (to_t(normal), torch.tensor(offset, dtype=torch.float32))
     with progress.stage(0.7, 1.0, "fit: contact") as report:
         optimise(
-            [betas, root_6d, body_pose, transl], max(main_iterations // 3, 10), "contact", ground, report
+            [*shared[:1], root_6d, body_pose, transl],
+            max(main_iterations // 3, 10),
+            "contact",
+            ground,
+            report,
         )
 
     with torch.no_grad():
@@ -523,17 +535,138 @@ def fit_bodies(
             visible.any(1), (errors * visible).sum(1) / np.maximum(visible.sum(1), 1), np.nan
         )
         root = rotation_6d_to_matrix(root_6d).numpy()
-    return BodyFit(
+    fit = BodyFit(
         betas=betas.detach().numpy().copy(),
         global_orient=Rotation.from_matrix(root.astype(np.float64)).as_rotvec().astype(np.float32),
         body_pose=body_pose.detach().numpy().copy(),
         transl=transl.detach().numpy().copy(),
         joints_m=joints.numpy(),
         camera_K=K_np,
-        focal_source=focal_source,
-        ground_normal=normal,
-        ground_offset_m=offset,
+        focal_source="",
+        ground_normal=ground[0].numpy().astype(np.float64),
+        ground_offset_m=float(ground[1]),
         reprojection_px=np.where(present, reprojection, np.nan),
+    )
+    return _WindowFit(fit, _Fixed(betas.detach(), offsets.detach(), ground))
+
+
+def _slice_keypoints(keypoints: Keypoints, start: int, stop: int) -> Keypoints:
+    frames = len(keypoints.times_s)
+    arrays = {
+        name: value[start:stop] if np.ndim(value) and len(value) == frames else value
+        for name, value in keypoints.to_arrays().items()
+    }
+    return Keypoints.from_arrays(arrays)
+
+
+def window_starts(num_frames: int, window: int, overlap: int) -> list[int]:
+    """Start frames of overlapping windows covering ``num_frames`` (one window if it fits)."""
+    if num_frames <= window:
+        return [0]
+    starts = list(range(0, num_frames - window, window - overlap))
+    return [*starts, num_frames - window]
+
+
+def _stitch(parts: list[tuple[int, BodyFit]], num_frames: int) -> dict[str, np.ndarray]:
+    """Per-frame arrays of overlapping window fits, cross-faded linearly where windows overlap."""
+    weight_sum = np.zeros(num_frames)
+    sums: dict[str, np.ndarray] = {}
+    for start, fit in parts:
+        length = len(fit.transl)
+        ramp = np.minimum(np.arange(1, length + 1), np.arange(length, 0, -1)).astype(np.float64)
+        values = {
+            "root": Rotation.from_rotvec(fit.global_orient).as_matrix(),
+            "body_pose": fit.body_pose,
+            "transl": fit.transl,
+            "joints_m": fit.joints_m,
+            "reprojection_px": np.nan_to_num(fit.reprojection_px, nan=-1.0),
+        }
+        for name, value in values.items():
+            shaped = ramp.reshape((-1,) + (1,) * (value.ndim - 1))
+            sums.setdefault(name, np.zeros((num_frames, *value.shape[1:])))[start : start + length] += (
+                shaped * value
+            )
+        weight_sum[start : start + length] += ramp
+    covered = weight_sum > 0
+    safe = np.where(covered, weight_sum, 1.0)
+    # Frames no window fitted (a long stretch without the subject) hold their neighbours' values.
+    return {
+        name: _interpolate_missing(total / safe.reshape((-1,) + (1,) * (total.ndim - 1)), covered)
+        for name, total in sums.items()
+    }
+
+
+def fit_bodies(
+    keypoints: Keypoints,
+    body: BodyModel,
+    settings: FitSettings = FitSettings(),
+    metadata_focal_px: float | None = None,
+    progress: Progress | None = None,
+) -> BodyFit:
+    """Fit one shape and per-frame poses to ``keypoints``; see the module docstring.
+
+    A clip longer than ``settings.window_frames`` is fitted in overlapping windows (memory stays
+    flat as the clip grows): the window with the most frames of the subject estimates the shape,
+    landmark offsets and ground plane, the others hold them, and overlaps are cross-faded.
+    """
+    import time
+
+    started = time.perf_counter()
+    progress = progress or Progress()
+    present = keypoints.present
+    if present.sum() < 2:
+        raise HMNError("keypoints", "fewer than two frames show the subject")
+    focal, focal_source = choose_focal(
+        keypoints.width, keypoints.height, settings.focal_px, metadata_focal_px
+    )
+    K_np = camera_matrix(keypoints.width, keypoints.height, focal)
+    prior = settings.pose_prior or load_pose_prior()
+    surface_names = sorted(
+        {name for _, blend, _ in CORRESPONDENCES for name in blend if name not in SMPL_JOINT_INDEX}
+    )
+    silhouette_ids = np.linspace(0, body.num_vertices - 1, NUM_SILHOUETTE_POINTS).astype(int)
+    vertex_ids = {name: body.landmarks[name] for name in surface_names}
+    vertex_ids |= {f"surface_{i}": int(v) for i, v in enumerate(silhouette_ids)}
+    kin = _kinematics(body, vertex_ids)
+
+    num_frames = len(present)
+    starts = window_starts(num_frames, settings.window_frames, settings.window_overlap)
+    window = min(num_frames, settings.window_frames)
+    seen = [int(present[start : start + window].sum()) for start in starts]
+    order = sorted(range(len(starts)), key=lambda i: -seen[i])  # the best-seen window first
+    parts: list[tuple[int, BodyFit]] = []
+    fixed = None
+    for done, index in enumerate(order):
+        start = starts[index]
+        if seen[index] < 2:  # a window without the subject: carried by its neighbours' cross-fade
+            continue
+        with progress.stage(
+            done / len(order), (done + 1) / len(order), f"window {done + 1}/{len(order)}"
+        ) as stage:
+            result = _fit_window(
+                _slice_keypoints(keypoints, start, start + window), kin, settings, K_np, prior, stage, fixed
+            )
+        fixed = fixed or result.fixed
+        parts.append((start, result.fit))
+    if len(parts) == 1 and starts == [0]:
+        fit = parts[0][1]
+        fit.focal_source, fit.timing_s = focal_source, time.perf_counter() - started
+        return fit
+    stitched = _stitch(sorted(parts, key=lambda part: part[0]), num_frames)
+    first = parts[0][1]
+    return BodyFit(
+        betas=first.betas,
+        global_orient=Rotation.from_matrix(stitched["root"])
+        .as_rotvec()
+        .astype(np.float32),  # re-orthonormalised
+        body_pose=stitched["body_pose"].astype(np.float32),
+        transl=stitched["transl"].astype(np.float32),
+        joints_m=stitched["joints_m"].astype(np.float32),
+        camera_K=K_np,
+        focal_source=focal_source,
+        ground_normal=first.ground_normal,
+        ground_offset_m=first.ground_offset_m,
+        reprojection_px=np.where(present, stitched["reprojection_px"], np.nan),
         timing_s=time.perf_counter() - started,
     )
 

@@ -9,6 +9,7 @@ succeeded, so a failed or cancelled run leaves ``out_dir`` exactly as it was.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import tempfile
@@ -212,6 +213,7 @@ def compute(video_path: str | os.PathLike, settings: RunSettings, progress: Prog
         heel_strikes_left=np.array(spine_metrics.heel_strikes["left"], dtype=np.int64),
         heel_strikes_right=np.array(spine_metrics.heel_strikes["right"], dtype=np.int64),
         video_path=str(video_path.resolve()),
+        spine_morphology_json=json.dumps(morphology.report()),
         vertebra_names=spine.names,
     )
     rest_vertices, _ = shaped_rest(body, fit.betas)

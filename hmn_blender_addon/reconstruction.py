@@ -38,6 +38,8 @@ class Reconstruction:
     - ``present`` (T,) bool: frames where the subject was seen (or bridged).
     - ``heel_strikes_left`` / ``heel_strikes_right``: frame indices.
     - ``video_path``: the source clip.
+    - ``spine_morphology_json``: report.json's ``spine_morphology`` block (lordosis, kyphosis,
+      sacral slope, source) as JSON text.
     """
 
     fps: float
@@ -57,6 +59,7 @@ class Reconstruction:
     heel_strikes_left: np.ndarray
     heel_strikes_right: np.ndarray
     video_path: str = ""
+    spine_morphology_json: str = "{}"
     vertebra_names: tuple[str, ...] = field(default=VERTEBRA_NAMES)
 
     @property
@@ -92,7 +95,7 @@ class Reconstruction:
             raise HMNError(source, f"unknown body model {self.body_model!r}")
 
 
-_SCALARS = ("fps", "body_model", "video_path")
+_SCALARS = ("fps", "body_model", "video_path", "spine_morphology_json")
 
 
 def save_reconstruction(reconstruction: Reconstruction, path: str | os.PathLike) -> Path:

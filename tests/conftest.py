@@ -33,3 +33,28 @@ def sports2d(shared_data):
     started = time.perf_counter()
     keypoints = extract_keypoints(shared_data / "video" / "sports2d_demo" / "demo.mp4", use_cache=False)
     return keypoints, (time.perf_counter() - started) / len(keypoints.times_s)
+
+
+@pytest.fixture(scope="session")
+def built_zip(tmp_path_factory) -> Path:
+    """The extension zip for this machine's platform, built once a session by build_addon.py
+    (downloading the pinned wheels from the registry the first time)."""
+    import build_addon
+
+    out = tmp_path_factory.mktemp("dist")
+    assert build_addon.main(["--out", str(out)]) == 0
+    (package,) = out.glob("*.zip")
+    return package
+
+
+@pytest.fixture(scope="session")
+def bpy_only_sandbox(tmp_path_factory) -> Path:
+    """A folder holding only bpy and numpy (what Blender ships): run Blender scripts with
+    ``python -I -S`` and this folder on sys.path, so everything else must come from the zip."""
+    import numpy
+
+    sandbox = tmp_path_factory.mktemp("sandbox")
+    for entry in Path(numpy.__file__).parents[1].iterdir():
+        if entry.name.split("-")[0] in {"bpy", "numpy", "numpy.libs"}:
+            os.symlink(entry, sandbox / entry.name)
+    return sandbox

@@ -19,7 +19,6 @@ import pytest
 import torch
 from blender_ui_known_motion import write_known_run
 
-import build_addon
 from hmn_blender_addon.body.model import body_forward, load_body_model
 from hmn_blender_addon.export import MOT_COLUMNS
 from hmn_blender_addon.normative import report_rows
@@ -30,21 +29,14 @@ from hmn_blender_addon.skeleton import SMPL_JOINT_NAMES, VERTEBRA_NAMES
 from hmn_blender_addon.subject import Y_UP_TO_Z_UP, angle_curves_deg, subject_rig_and_motion, to_lab
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SITE_PACKAGES = Path(np.__file__).parents[1]
 SAMPLE_VIDEO = DATA_DIR / "sample_gait.mp4"
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory, shared_data) -> dict:
-    """Build the zip, install it in a sandboxed Blender and run the session script once."""
+def session(tmp_path_factory, shared_data, built_zip, bpy_only_sandbox) -> dict:
+    """Install the built zip in a sandboxed Blender and run the session script once."""
     root = tmp_path_factory.mktemp("blender_ui")
-    assert build_addon.main(["--out", str(root / "dist"), "--offline"]) == 0
-    (package,) = (root / "dist").glob("*.zip")
-    sandbox = root / "sandbox"
-    sandbox.mkdir()
-    for entry in SITE_PACKAGES.iterdir():
-        if entry.name.split("-")[0] in {"bpy", "numpy", "numpy.libs"}:
-            os.symlink(entry, sandbox / entry.name)
+    package, sandbox = built_zip, bpy_only_sandbox
     run_dir, out = root / "run", root / "out"
     run_dir.mkdir()
     out.mkdir()

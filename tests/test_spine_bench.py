@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -43,7 +44,7 @@ def test_body_scores_read_perfect_on_the_truth_and_the_known_morphology_error():
         transl=transl,
         camera_K=K,
         joints_m=joints,
-        spine_morphology={"lumbar_lordosis_deg": 43.5, "thoracic_kyphosis_deg": 33.0},
+        spine_morphology_json=json.dumps({"lumbar_lordosis_deg": 43.5, "thoracic_kyphosis_deg": 33.0}),
     )
     moved = vertices[[0, 2]] + [0.0, 0.0, 0.3]  # a true surface 30 cm deeper than its own pelvis says
     errors = score_body(result, truth, masks, lambda: (np.array([0, 2]), vertices[[0, 2]]))
