@@ -164,17 +164,21 @@ JobRunner = Callable[[Job, object, int], Outcome]
 def _run_local(
     jobs: list[Job], settings, workers: int, record: Callable[[Outcome], None], runner: JobRunner
 ) -> None:
-    """Jobs in ``workers`` spawned processes. A worker that dies (a crash, the OOM killer) breaks
-    the pool: the jobs it took down are retried one at a time, so the one that kills its worker
-    again is the one recorded as failed."""
+    """Jobs in ``workers`` spawned processes.
+
+    A worker that dies (a crash, the OOM killer) breaks the pool and every job not finished in
+    it. Those jobs then run one at a time; in that serial pool the first broken job is the one
+    that was running, so it alone is recorded as failed and the rest go on.
+    """
     import multiprocessing
 
-    threads = max(1, usable_cores() // workers)
     context = multiprocessing.get_context("spawn")
-    pending, retry = list(jobs), []
+    pending, serial = list(jobs), False
     while pending:
+        count = 1 if serial else workers
+        threads = max(1, usable_cores() // count)
         broken = []
-        with ProcessPoolExecutor(workers, context, initializer=_worker_init, initargs=(threads,)) as pool:
+        with ProcessPoolExecutor(count, context, initializer=_worker_init, initargs=(threads,)) as pool:
             futures = {pool.submit(runner, job, settings, threads): job for job in pending}
             try:
                 remaining = set(futures)
@@ -186,25 +190,18 @@ def _run_local(
                         except BrokenProcessPool:
                             broken.append(futures[future])
             except BaseException:  # Ctrl-C, or a cancel from the progress: stop the workers' runs too
-                pool.shutdown(wait=False, cancel_futures=True)
-                # SIGINT, not SIGTERM: a run cleans its staging folder on KeyboardInterrupt
-                for process in list(pool._processes.values()):
+                # SIGINT, not SIGTERM: a run removes its staging folder on KeyboardInterrupt
+                for process in list((pool._processes or {}).values()):
                     if process.is_alive():
                         os.kill(process.pid, signal.SIGINT)
+                pool.shutdown(wait=False, cancel_futures=True)
                 raise
-        for job in broken:
-            if job in retry:
-                record(
-                    Outcome(
-                        job.name,
-                        str(job.video),
-                        "failed",
-                        str(HMNError(job.video, "its worker process died (a crash, or out of memory)")),
-                    )
-                )
-        pending = [job for job in broken if job not in retry]
-        retry += pending
-        workers = 1 if pending else workers
+        broken.sort(key=pending.index)
+        if serial and broken:
+            died = broken.pop(0)
+            problem = "its worker process died (a crash, or out of memory)"
+            record(Outcome(died.name, str(died.video), "failed", str(HMNError(died.video, problem))))
+        pending, serial = broken, serial or bool(broken)
 
 
 def _run_ray(

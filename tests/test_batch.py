@@ -156,35 +156,6 @@ def test_metadata_is_matched_by_path_or_file_name(tmp_path):
     assert str(raised.value) == f"{tmp_path / 'none.csv'}: file not found"
 
 
-def test_the_command_prints_groups_and_saves_them(first_call, cohort):
-    """Through ``hmn batch`` on the finished cohort (nothing to run: every video is skipped)."""
-    out, _ = first_call
-    meta = cohort[0].parents[1] / "meta.csv"  # paths relative to its folder
-    meta.write_text("video,sex\nsite_a/walk.mp4,F\nsite_b/walk.mp4,M\nsite_b/broken.mp4,M\n")
-    command = [sys.executable, "-m", "hmn_blender_addon", "--quiet", "batch", *map(str, cohort)]
-    command += [
-        "--out",
-        str(out),
-        "--smoother",
-        "butterworth",
-        "--no-blend",
-        "--meta",
-        str(meta),
-        "--group",
-        "sex",
-    ]
-    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert "batch: 3 videos: 0 done, 3 finished earlier, 0 failed" in done.stdout
-    table = _rows(out / "groups.csv")
-    cohort_rows = _rows(out / COHORT_FILE)
-    sagittal = next(row for row in table if row["metric"] == "lumbar_rom_deg.sagittal.mean")
-    assert sagittal["F_n"] == "1" and sagittal["M_n"] == "2"
-    assert float(sagittal["F_mean"]) == pytest.approx(float(cohort_rows[0]["lumbar_rom_deg.sagittal.mean"]))
-    assert (out / "groups.png").stat().st_size > 10_000
-    assert "lumbar_rom_deg.sagittal.mean" in done.stdout
-
-
 def test_ray_gives_the_same_cohort(first_call, cohort, tmp_path):
     import ray
 
@@ -200,3 +171,53 @@ def test_ray_gives_the_same_cohort(first_call, cohort, tmp_path):
         np.load(tmp_path / "ray" / "broken" / "reconstruction.npz")["joints_m"],
         np.load(out / "broken" / "reconstruction.npz")["joints_m"],
     )
+
+
+IN_BLENDER = "import bpy, sys; from hmn_blender_addon.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def test_the_command_in_blender_runs_the_new_video_and_saves_groups(first_call, cohort, short_clip):
+    """``hmn batch`` inside Blender's Python (the bpy module) on the finished cohort plus one new
+    video: only that one runs (in a worker spawned from Blender's process), then the groups."""
+    out, _ = first_call
+    new = cohort[0].parents[1] / "site_c" / "walk_c.mp4"
+    new.parent.mkdir()
+    shutil.copy(short_clip, new)
+    meta = cohort[0].parents[1] / "meta.csv"  # paths relative to its folder
+    meta.write_text("video,sex\nsite_a/walk.mp4,F\nsite_b/walk.mp4,M\nsite_b/broken.mp4,M\nwalk_c.mp4,F\n")
+    command = [sys.executable, "-c", IN_BLENDER, "--quiet", "batch", *map(str, cohort), str(new)]
+    command += [
+        "--out",
+        str(out),
+        "--smoother",
+        "butterworth",
+        "--no-blend",
+        "--meta",
+        str(meta),
+        "--group",
+        "sex",
+    ]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "batch: 4 videos: 1 done, 3 finished earlier, 0 failed" in done.stdout
+    table = _rows(out / "groups.csv")
+    cohort_rows = _rows(out / COHORT_FILE)
+    assert [row["name"] for row in cohort_rows][-1] == "walk_c"
+    sagittal = next(row for row in table if row["metric"] == "lumbar_rom_deg.sagittal.mean")
+    assert sagittal["F_n"] == "2" and sagittal["M_n"] == "2"
+    values = [float(row["lumbar_rom_deg.sagittal.mean"]) for row in cohort_rows]
+    assert float(sagittal["F_mean"]) == pytest.approx((values[0] + values[3]) / 2)
+    assert (out / "groups.png").stat().st_size > 10_000
+    assert "lumbar_rom_deg.sagittal.mean" in done.stdout
+
+
+def test_the_scale_checks_clips_are_distinct_and_as_long_as_asked(tmp_path):
+    from hmn_blender_addon.cache import video_hash
+    from hmn_blender_addon.scale import looped_clip, window_clips
+    from hmn_blender_addon.video import probe_video
+
+    clips = window_clips(tmp_path, 3, frames_each=31)
+    assert len({video_hash(clip) for clip in clips}) == 3  # no cache entry shared between them
+    assert [probe_video(clip).frames for clip in clips] == [31, 31, 31]
+    info = probe_video(looped_clip(tmp_path / "long.mp4", 4.0, (320, 240)))
+    assert (info.frames, info.width, info.height) == (round(4.0 * info.fps), 320, 240)
