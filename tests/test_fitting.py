@@ -8,7 +8,7 @@ from synthetic_views import observe, truth_motion
 
 from hmn_blender_addon.body.model import load_body_model
 from hmn_blender_addon.errors import HMNError
-from hmn_blender_addon.fitting import FitSettings, choose_focal, default_focal_px, fit_bodies
+from hmn_blender_addon.fitting import FitSettings, choose_focal, default_focal_px, fit_bodies, window_starts
 from hmn_blender_addon.metrics.accuracy import mpjpe_mm, pa_mpjpe_mm
 from hmn_blender_addon.mocap import load_bvh_as_smpl
 
@@ -56,6 +56,22 @@ def test_frames_without_the_subject_are_carried_by_their_neighbours(scenario, fi
     assert np.isnan(fitted.reprojection_px[GAP]).all()
     gap_error_m = np.linalg.norm(fitted.joints_m[GAP] - truth["joints_m"][GAP], axis=-1).mean()
     assert gap_error_m < 0.1
+
+
+def test_a_long_clip_is_fitted_in_overlapping_windows_as_well(scenario, fitted):
+    body, truth, keypoints = scenario
+    windowed = fit_bodies(
+        keypoints, body, FitSettings(focal_px=FOCAL_PX, iterations=300, window_frames=25, window_overlap=5)
+    )
+    seen = keypoints.present
+    assert mpjpe_mm(windowed.joints_m[seen], truth["joints_m"][seen]) < 35
+    # the windows agree with the one-window fit, and leave no seam where they meet (frames 20-25)
+    assert np.linalg.norm(windowed.joints_m - fitted.joints_m, axis=-1)[seen].mean() < 0.03
+    jumps = np.linalg.norm(np.diff(windowed.joints_m, axis=0), axis=-1)
+    true_jumps = np.linalg.norm(np.diff(truth["joints_m"], axis=0), axis=-1)
+    assert jumps.max() < true_jumps.max() + 0.05
+    assert window_starts(45, 25, 5) == [0, 20] and window_starts(20, 25, 5) == [0]
+    assert window_starts(100, 30, 10) == [0, 20, 40, 60, 70]
 
 
 def test_focal_length_comes_from_the_option_then_metadata_then_a_phone_default():
