@@ -20,18 +20,22 @@ import io
 import json
 import math
 import os
-import resource
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .atomic import atomic_path, write_text_atomic
 from .errors import HMNError
 from .progress import Progress
+
+if TYPE_CHECKING:  # the pipeline (torch) is imported only where a run happens
+    from .pipeline import RunSettings
 
 STATE_FILE = "batch.json"
 COHORT_FILE = "cohort.csv"
@@ -132,7 +136,7 @@ def limit_threads(threads: int) -> None:
     cv2.setNumThreads(threads)
 
 
-def run_job(job: Job, settings, threads: int) -> Outcome:
+def run_job(job: Job, settings: RunSettings, threads: int) -> Outcome:
     """Run one job (in a worker); any failure becomes the outcome's one-line error.
 
     Errors other than HMNError are bugs or faults below the project (a decoder, the disk): they
@@ -149,8 +153,17 @@ def run_job(job: Job, settings, threads: int) -> Outcome:
         status, error = "failed", str(err)
     except Exception as exc:
         status, error = "failed", str(HMNError(job.video, f"unexpected {type(exc).__name__}: {exc}"))
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return Outcome(job.name, str(job.video), status, error, time.perf_counter() - started, peak_mb)
+    return Outcome(job.name, str(job.video), status, error, time.perf_counter() - started, peak_rss_mb())
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (NaN where the OS does not say: Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return math.nan
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
 def _worker_init(threads: int) -> None:
@@ -158,11 +171,11 @@ def _worker_init(threads: int) -> None:
         os.environ[name] = str(threads)
 
 
-JobRunner = Callable[[Job, object, int], Outcome]
+JobRunner = Callable[[Job, "RunSettings", int], Outcome]
 
 
 def _run_local(
-    jobs: list[Job], settings, workers: int, record: Callable[[Outcome], None], runner: JobRunner
+    jobs: list[Job], settings: RunSettings, workers: int, record: Callable[[Outcome], None], runner: JobRunner
 ) -> None:
     """Jobs in ``workers`` spawned processes.
 
@@ -205,7 +218,7 @@ def _run_local(
 
 
 def _run_ray(
-    jobs: list[Job], settings, workers: int, address: str, record: Callable[[Outcome], None]
+    jobs: list[Job], settings: RunSettings, workers: int, address: str, record: Callable[[Outcome], None]
 ) -> None:
     """Jobs as Ray tasks of one CPU each; ``address`` "local" starts a local instance of
     ``workers`` CPUs. Every node needs this package installed (as for the ``hmn`` command)."""
@@ -259,7 +272,7 @@ def _finished(job: Job, state: dict[str, dict]) -> bool:
 def run_batch(
     videos: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
-    settings=None,
+    settings: RunSettings | None = None,
     workers: int | None = None,
     ray_address: str | None = None,
     progress: Progress | None = None,
