@@ -288,10 +288,25 @@ def run_bench(folders: list[Path], progress: Progress) -> dict:
             "pipeline_fps": total_frames / pipeline_seconds if stages else None,
             "seconds_per_stage": seconds,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            # pipeline fps / keypoints-only fps: the whole run's frames per second over MediaPipe's alone
+            "pipeline_to_keypoints_fps_ratio": seconds["keypoints"]
+            / (seconds["keypoints"] + pipeline_seconds)
+            if stages and seconds["keypoints"]
+            else None,
+            "blender_keyframing_3000_s": _keyframing_seconds(),
         },
         "stages": status,
         "frames": total_frames,
     }
+
+
+def _keyframing_seconds() -> float | None:
+    """Seconds to keyframe 3,000 frames of every bone in Blender (None without the bpy module)."""
+    try:
+        from .blender.build import time_keyframing
+    except ImportError:
+        return None
+    return time_keyframing(3000)
 
 
 def format_table(bench: dict) -> str:
@@ -319,6 +334,12 @@ def format_table(bench: dict) -> str:
     )
     lines.append(f"seconds per stage over {bench['frames']} frames: {per_stage}")
     lines.append(f"peak RSS {speed['peak_rss_mb']:.0f} MB")
+    if speed.get("pipeline_to_keypoints_fps_ratio") is not None:
+        lines.append(f"pipeline fps / keypoints fps: {speed['pipeline_to_keypoints_fps_ratio']:.2f}")
+    if speed.get("blender_keyframing_3000_s") is not None:
+        lines.append(
+            f"Blender keyframing, 3000 frames of all bones: {speed['blender_keyframing_3000_s']:.2f} s"
+        )
     return "\n".join(lines)
 
 

@@ -32,6 +32,7 @@ from .keypoints import Keypoints
 from .metrics.accuracy import psnr_db, silhouette_iou
 from .metrics.angles import lab_rotation, lumbar_angles, pelvic_angles
 from .metrics.cycles import gait_cycles, heel_strikes_from_joints, spine_metrics
+from .normative import NORMATIVE_ROM_DEG, SYMMETRY_CUTOFF_PCT
 from .skeleton import SMPL_JOINT_INDEX, VERTEBRA_NAMES
 from .spine.dynamic import DynamicSpine
 from .spine.morphology import SpineMorphology
@@ -40,11 +41,6 @@ PLANES = {
     "lumbar_rom_deg": ("sagittal", "frontal", "transverse"),
     "pelvic_range_deg": ("tilt", "obliquity", "rotation"),
 }
-# Verified population ROM (REFERENCES.md section 1), degrees: mean, SD, source. Pelvic obliquity at
-# comfortable speed, Smith, Lelas & Kerrigan 2002 (n = 120): women 9.4 +- 3.5, men 7.4 +- 3.4 (the
-# mean of both here). REFERENCES.md holds no verified norms for the other planes.
-NORMATIVE_ROM_DEG = {("pelvic_range_deg", "obliquity"): (8.4, 3.5, "Smith et al. 2002")}
-SYMMETRY_CUTOFF_PCT = 10.0  # the customary (and arbitrary) cut-off of |SI| (REFERENCES.md section 3)
 RENDER_MAX_WIDTH = 640  # masks are compared at most this wide
 QUALITY_FRAMES = 30  # frames with the subject, evenly spread, that the silhouette scores use (70 ms each)
 FRAME_CHUNK = 32
@@ -276,7 +272,7 @@ def angle_curves_figure(spine_metrics: SpineMetrics):
                 ax.plot(percent, curve, color="tab:blue", alpha=0.3, lw=0.8)
             ax.fill_between(percent, mean - sd, mean + sd, color="tab:blue", alpha=0.25, label="mean +- SD")
             ax.plot(percent, mean, color="tab:blue", lw=2)
-            norm = NORMATIVE_ROM_DEG.get((block, plane))
+            norm = NORMATIVE_ROM_DEG.get(f"metrics.{block}.{plane}")
             if norm is not None:
                 norm_mean, norm_sd, cite = norm
                 centre = 0.5 * (mean.max() + mean.min())  # the band shows a range, centred on the subject's
