@@ -54,7 +54,6 @@ class RunSettings:
     body: str = "open"
     smpl_model: str | None = None
     smoother: str = "gcn_lstm"
-    subject_height_m: float | None = None
     focal_px: float | None = None
     max_side: int | None = DEFAULT_MAX_SIDE
     write_blend: bool = True
