@@ -26,6 +26,8 @@ phone-like default (26 mm equivalent), and the result says which.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from dataclasses import dataclass, field
 
 import cv2
@@ -623,8 +625,6 @@ def fit_bodies(
     flat as the clip grows): the window with the most frames of the subject estimates the shape,
     landmark offsets and ground plane, the others hold them, and overlaps are cross-faded.
     """
-    import time
-
     started = time.perf_counter()
     progress = progress or Progress()
     present = keypoints.present
@@ -693,8 +693,6 @@ FIT_VERSION = 2  # bump when the fit's output changes for the same inputs
 
 def body_fingerprint(body: BodyModel) -> str:
     """A short hash of the body's arrays, so that a rebuilt or other body invalidates cached fits."""
-    import hashlib
-
     digest = hashlib.sha256(body.kind.encode())
     for array in (body.v_template_m, body.shapedirs, body.J_regressor, body.weights):
         digest.update(np.ascontiguousarray(array).tobytes())

@@ -180,7 +180,7 @@ def compute(video_path: str | os.PathLike, settings: RunSettings, progress: Prog
     timer = StageTimer()
     keypoints, body, fit, rotations, transl = fitted_motion(video_path, settings, progress, timer)
     with timer("spine_and_metrics"), progress.stage(0.8, 0.9, "spine and metrics") as stage:
-        _, rest_joints = shaped_rest(body, fit.betas)
+        rest_vertices, rest_joints = shaped_rest(body, fit.betas)
         joints = forward_kinematics(rotations, rest_joints, transl + rest_joints[0], body.parents)
         lab = world_from_camera(fit.ground_normal, fit.ground_offset_m, joints[:, 0])
         morphology = spine_morphology(body, fit.betas, transl, lab, fit.camera_K, keypoints)
@@ -215,7 +215,6 @@ def compute(video_path: str | os.PathLike, settings: RunSettings, progress: Prog
         spine_morphology_json=json.dumps(morphology.report()),
         vertebra_names=spine.names,
     )
-    rest_vertices, _ = shaped_rest(body, fit.betas)
     report = build_report(
         video={
             "path": str(video_path),
