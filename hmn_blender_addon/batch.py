@@ -7,8 +7,10 @@ the available memory, each worker limited to its share of the cores), or as Ray 
 address is given. A video that fails is recorded with its one-line error and never stops the
 others. ``DIR/batch.json`` records each video's state: a second call skips the finished ones and
 retries the failed ones. ``DIR/cohort.csv`` has one row per video with the scalar metrics of its
-``report.json`` (section 6), and a metadata CSV with a group column adds per-group mean +- SD and
-Welch's t-test per metric (``DIR/groups.csv``, ``DIR/groups.png``).
+``report.json`` (section 6: the spine's, the gait markers, the thorax-pelvis coordination), and a
+metadata CSV with a group column adds per-group mean +- SD and Welch's t-test per metric
+(``DIR/groups.csv``, ``DIR/groups.png``); its optional ``subject_height_m`` column gives each
+video's gait markers their metric scale (as ``run --subject-height-m``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +46,7 @@ GROUPS_PLOT = "groups.png"
 # Peak resident memory of one worker on a 720p clip, with a margin: measured 1.01 GB for 6 s,
 # 1.03-1.06 GB for 60 s and 1.10 GB for 180 s (frames stream; the per-frame arrays are small).
 WORKER_MEMORY_BYTES = 2 << 30
+HEIGHT_COLUMN = "subject_height_m"  # the metadata CSV's optional per-video height
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -54,6 +57,7 @@ class Job:
     name: str
     video: Path
     out_dir: Path
+    subject_height_m: float | None = None  # from the metadata CSV; overrides the run settings'
 
 
 @dataclass
@@ -146,6 +150,8 @@ def run_job(job: Job, settings: RunSettings, threads: int) -> Outcome:
 
     limit_threads(threads)
     started = time.perf_counter()
+    if job.subject_height_m is not None:
+        settings = replace(settings, subject_height_m=job.subject_height_m)
     try:
         run(job.video, job.out_dir, settings)
         status, error = "done", ""
@@ -277,11 +283,13 @@ def run_batch(
     ray_address: str | None = None,
     progress: Progress | None = None,
     runner: JobRunner = run_job,
+    heights_m: dict[str, float] | None = None,
 ) -> BatchResult:
     """Run every video not finished by an earlier call; write batch.json and cohort.csv.
 
     ``settings`` is a :class:`~.pipeline.RunSettings` (default settings when None). ``runner``
     runs one job in a worker (a picklable function; the default runs the pipeline).
+    ``heights_m``: job name -> the subject's height (:func:`subject_heights`), the gait scale.
     """
     from .pipeline import RunSettings
 
@@ -291,7 +299,10 @@ def run_batch(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise HMNError(out_dir, "the output folder is a file")
-    jobs = plan_jobs(videos, out_dir)
+    jobs = [
+        replace(job, subject_height_m=(heights_m or {}).get(job.name, job.subject_height_m))
+        for job in plan_jobs(videos, out_dir)
+    ]
     if not jobs:
         raise HMNError("batch", "no videos given")
     state = _load_state(out_dir)
@@ -367,30 +378,64 @@ def write_cohort(path: Path, jobs: Sequence[Job], outcomes: Sequence[Outcome]) -
 # ---------------------------------------------------------------- group statistics
 
 
-def read_groups(meta_csv: str | os.PathLike, group_column: str, jobs: Sequence[Job]) -> dict[str, str]:
-    """Job name -> group from a metadata CSV with a ``video`` column (a file name, or a path
-    relative to the CSV's folder) and ``group_column``; videos it does not list are left out."""
+def read_metadata(
+    meta_csv: str | os.PathLike, jobs: Sequence[Job]
+) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """(job name -> its row, the columns) of a metadata CSV with a ``video`` column (a file name, or
+    a path relative to the CSV's folder); videos it does not list are left out."""
     meta_csv = Path(meta_csv)
     try:
         with meta_csv.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             rows = list(reader)
-            columns = reader.fieldnames or []
+            columns = list(reader.fieldnames or [])
     except FileNotFoundError:
         raise HMNError(meta_csv, "file not found") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise HMNError(meta_csv, f"not a readable CSV file ({exc})") from None
-    for needed in ("video", group_column):
-        if needed not in columns:
-            raise HMNError(meta_csv, f"no {needed!r} column (columns: {', '.join(columns) or 'none'})")
-    by_path = {(meta_csv.parent / row["video"]).resolve(): row[group_column].strip() for row in rows}
-    by_name = {Path(row["video"]).name: row[group_column].strip() for row in rows}
-    groups = {}
+    if "video" not in columns:
+        raise HMNError(meta_csv, f"no 'video' column (columns: {', '.join(columns) or 'none'})")
+    by_path = {(meta_csv.parent / row["video"]).resolve(): row for row in rows}
+    by_name = {Path(row["video"]).name: row for row in rows}
+    matched = {}
     for job in jobs:
-        group = by_path.get(job.video.resolve(), by_name.get(job.video.name))
-        if group:
-            groups[job.name] = group
-    return groups
+        row = by_path.get(job.video.resolve(), by_name.get(job.video.name))
+        if row is not None:
+            matched[job.name] = row
+    return matched, columns
+
+
+def read_groups(meta_csv: str | os.PathLike, group_column: str, jobs: Sequence[Job]) -> dict[str, str]:
+    """Job name -> group from the metadata CSV's ``group_column`` (:func:`read_metadata`)."""
+    rows, columns = read_metadata(meta_csv, jobs)
+    if group_column not in columns:
+        raise HMNError(meta_csv, f"no {group_column!r} column (columns: {', '.join(columns) or 'none'})")
+    return {
+        name: row[group_column].strip() for name, row in rows.items() if (row[group_column] or "").strip()
+    }
+
+
+def subject_heights(meta_csv: str | os.PathLike, jobs: Sequence[Job]) -> dict[str, float]:
+    """Job name -> subject height (m) from the metadata CSV's optional :data:`HEIGHT_COLUMN` (blank
+    cells: unknown); a cell that is not a height in metres is a one-line error naming the video."""
+    from .pipeline import SUBJECT_HEIGHT_RANGE_M
+
+    rows, columns = read_metadata(meta_csv, jobs)
+    if HEIGHT_COLUMN not in columns:
+        return {}
+    heights = {}
+    low, high = SUBJECT_HEIGHT_RANGE_M
+    for name, row in rows.items():
+        text = (row[HEIGHT_COLUMN] or "").strip()
+        if not text:
+            continue
+        height = _number(text)
+        if not low <= height <= high:
+            raise HMNError(
+                meta_csv, f"{row['video']}: {HEIGHT_COLUMN} must be {low} to {high} metres, got {text!r}"
+            )
+        heights[name] = height
+    return heights
 
 
 def _number(value: object) -> float:
@@ -494,10 +539,14 @@ def format_groups(table: Sequence[dict[str, object]], labels: Sequence[str]) -> 
 def _handle(args: argparse.Namespace, progress: Progress) -> int:
     from .pipeline import _settings_from_args
 
-    if args.meta is not None and args.group is None:
-        raise HMNError("--group", "needed with --meta: the metadata column that names each video's group")
+    heights = subject_heights(args.meta, plan_jobs(args.videos, args.out)) if args.meta is not None else {}
+    if args.meta is not None and args.group is None and not heights:
+        raise HMNError(
+            "--meta", f"needs --group (the column naming each video's group) or a {HEIGHT_COLUMN} column"
+        )
+    settings = _settings_from_args(args)
     result = run_batch(
-        args.videos, args.out, _settings_from_args(args), args.workers, args.ray_address, progress
+        args.videos, args.out, settings, args.workers, args.ray_address, progress, heights_m=heights
     )
     done = sum(o.status == "done" for o in result.outcomes)
     skipped = sum(o.status == "skipped" for o in result.outcomes)
@@ -507,7 +556,7 @@ def _handle(args: argparse.Namespace, progress: Progress) -> int:
     )
     for outcome in result.failures:
         print(f"  failed: {outcome.error}")
-    if args.meta is not None:
+    if args.meta is not None and args.group is not None:
         jobs = plan_jobs(args.videos, args.out)
         groups = read_groups(args.meta, args.group, jobs)
         rows = list(csv.DictReader(io.StringIO((Path(args.out) / COHORT_FILE).read_text(encoding="utf-8"))))
@@ -534,6 +583,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         "--workers", type=int, help="parallel local workers (default: cores and memory allow)"
     )
     parser.add_argument("--ray-address", help="run on this Ray cluster ('local' starts one here)")
-    parser.add_argument("--meta", type=Path, help="CSV with a 'video' column and a group column")
+    parser.add_argument(
+        "--meta",
+        type=Path,
+        help=f"CSV with a 'video' column, a group column and optionally {HEIGHT_COLUMN} (metres)",
+    )
     parser.add_argument("--group", help="the --meta column that names each video's group (e.g. sex)")
     parser.set_defaults(handler=_handle)

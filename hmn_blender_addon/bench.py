@@ -1,12 +1,16 @@
 """``bench``: score every available pipeline stage on rendered ground-truth clips (DESIGN.md 6, 8, 10).
 
-``python -m hmn_blender_addon bench --out DIR [--clips N] [--set DIR] [--frames N] [--size WxH]``
+``python -m hmn_blender_addon bench --out DIR [--clips N] [--coordination-walks N] [--set DIR]
+[--frames N] [--size WxH]``, or ``bench --out DIR --scale-checks [--scale-videos N]
+[--scale-long-s S]`` for the scale checks of :mod:`.scale` (throughput on 1 and 2 workers, peak
+memory of a long against a 1-minute 720p clip), printed and written to ``DIR/scale.json``.
 
 The set: ``--set DIR`` reads clips made by ``synth`` (each sub-folder with ``clip.mp4``,
 ``truth.json``, ``masks.npz``); otherwise N clips are rendered into ``DIR/clips`` (kept, and reused
 by a later run with the same settings) covering the three views, several bodies, reduced lumbar
 ROM (scale 0.5) and asymmetric gait (asymmetry 0.3), half of them in skin-tight coloured shorts
-and top: see :func:`clip_design`.
+and top (:func:`clip_design`), and side-view walks each rendered with several thorax-pelvis
+phases (:func:`coordination_design`), whose estimates must rank as the truth does.
 
 Stages, each timed per clip:
 - ``keypoints`` (:func:`..keypoints.extract_keypoints`, uncached): MediaPipe's landmarks against
@@ -16,17 +20,22 @@ Stages, each timed per clip:
   ``function(video_path: Path, progress: Progress) -> Reconstruction`` (``..reconstruction``), the
   whole pipeline from the video; its optional ``timing_s`` dict breaks its time down by stage.
   Each is scored with section 6's definitions against the truth: MPJPE and PA-MPJPE (mm, camera
-  frame), acceleration error (mm/s^2), heel strikes (frames), and from its vertebra frames the
+  frame), acceleration error (mm/s^2), heel strikes (frames), pelvis orientation (the geodesic
+  angle between S1's estimated and true anatomical frames, degrees), and from its vertebra frames the
   lumbar ROM, pelvic tilt range and symmetry index errors and the spine curve's Hausdorff
-  distance after pelvis alignment. Where the result carries them (:func:`score_body`): its
-  ``spine_morphology`` (report.json's block) against the true lordosis and kyphosis, and its body
-  (``body_model``, ``betas``, poses, ``transl``, ``camera_K``) projected against the true masks
+  distance after pelvis alignment; the gait markers (walking speed, stride length, cadence: percent
+  errors, at the fitted scale and, suffixed ``_height``, scaled by the true height as a user giving
+  the subject's height would) and the thorax-pelvis relative phase (degrees). Where the result
+  carries them (:func:`score_body`): its ``spine_morphology`` (report.json's block) against the
+  true lordosis and kyphosis, and its body (``body_model``, ``betas``, poses, ``transl``,
+  ``camera_K``) projected against the true masks
   (``silhouette_iou``, ``mask_psnr_db``) and against the true body surface every
   :data:`SURFACE_EVERY` frames (``surface_hausdorff_mm``, symmetric, after pelvis alignment). A
   stage whose module or function does not exist yet is reported as not available; nothing
   stands in for it.
 
-Writes ``DIR/bench.json`` (``clips``, ``summary``, ``speed``, ``stages``) and prints one table.
+Writes ``DIR/bench.json`` (``clips``, ``summary``, ``summary_by_view``, ``coordination_ranking``,
+``speed``, ``stages``) and prints one table.
 """
 
 from __future__ import annotations
@@ -45,7 +54,9 @@ import numpy as np
 from .atomic import write_text_atomic
 from .errors import HMNError
 from .metrics.accuracy import accel_error_mm, hausdorff_mm, mpjpe_mm, pa_mpjpe_mm, psnr_db, silhouette_iou
-from .metrics.cycles import spine_metrics
+from .metrics.angles import anatomical_rotations
+from .metrics.cycles import walk_metrics
+from .metrics.gait import gait_markers
 from .progress import Progress
 from .skeleton import MEDIAPIPE_LANDMARK_NAMES, SMPL_JOINT_INDEX
 from .synth.camera import VIEWS
@@ -55,6 +66,8 @@ from .synth.truth import read_masks
 # (label, module relative to this package, function): a function (video_path, progress) -> Reconstruction.
 RECONSTRUCTION_STAGES: tuple[tuple[str, str, str], ...] = (("fit", ".pipeline", "reconstruct"),)
 VARIANTS = {"normal": (1.0, 0.0), "reduced_rom": (0.5, 0.0), "asymmetric": (1.0, 0.3)}
+COORDINATION_PHASES_DEG = (30.0, 50.0, 120.0)  # pairs 20, 70 and 90 deg apart
+RANK_MIN_DIFFERENCE_DEG = 20.0  # true phases at least this far apart must be ranked as the truth
 SURFACE_EVERY = 15  # frames between body-surface comparisons (each regenerates a true mesh)
 # Joints that MediaPipe and SMPL both name (REFERENCES.md section 6), compared in pixels
 KEYPOINT_JOINTS: tuple[str, ...] = tuple(
@@ -86,6 +99,28 @@ def clip_design(count: int, frames: int, width: int, height: int) -> list[tuple[
         )
         design.append((f"{i:02d}_{view}_{variant}", settings))
     return design
+
+
+def coordination_design(walks: int, frames: int, width: int, height: int) -> list[tuple[str, SynthSettings]]:
+    """Side-view clips of ``walks`` walks, each made with the thorax-pelvis phases of
+    :data:`COORDINATION_PHASES_DEG` (20 and 90 deg apart, among others): the same body, limbs and
+    camera, only the thorax's timing differs, so the estimates must rank as the truth does."""
+    return [
+        (
+            f"c{w:d}_side_phase{phase:03.0f}",
+            SynthSettings(
+                seed=300 + w,
+                body_seed=150 + w,
+                view="side",
+                frames=frames,
+                width=width,
+                height=height,
+                coordination_phase_deg=phase,
+            ),
+        )
+        for w in range(walks)
+        for phase in COORDINATION_PHASES_DEG
+    ]
 
 
 def _generated_set(out_dir: Path, design: list[tuple[str, SynthSettings]], progress: Progress) -> list[Path]:
@@ -146,6 +181,67 @@ def score_keypoints(keypoints, truth: dict, true_masks: np.ndarray) -> dict[str,
     }
 
 
+def smoother_errors(video: Path, truth: dict) -> dict[str, dict[str, float]]:
+    """Per smoother (:data:`..temporal.smooth.SMOOTHERS`): MPJPE (mm) and acceleration error
+    (mm/s^2) of the clip's smoothed fit against the truth (keypoints and fit come from the stage
+    cache that the pipeline's run filled)."""
+    from .pipeline import RunSettings, StageTimer, body_joints, fitted_motion
+    from .temporal.smooth import SMOOTHERS
+
+    true_joints = np.asarray(truth["joints_camera_m"])
+    fps = float(truth["fps"])
+    errors = {}
+    for smoother in SMOOTHERS:
+        settings = RunSettings(smoother=smoother, write_blend=False)
+        _, body, fit, rotations, transl = fitted_motion(video, settings, Progress(), StageTimer())
+        _, joints = body_joints(body, fit.betas, rotations, transl)
+        errors[smoother] = {
+            "mpjpe_mm": mpjpe_mm(joints, true_joints),
+            "accel_err_mm_s2": accel_error_mm(joints, true_joints) * fps**2,
+        }
+    return errors
+
+
+def mocap_smoother_rows() -> list[dict] | None:
+    """The temporal model's held-out comparison on the CMU test subjects (``temporal.train``), or
+    None where the motion-capture folder is absent."""
+    from .temporal.train import DEFAULT_DATA, held_out_comparison
+
+    if not DEFAULT_DATA.is_dir():
+        return None
+    rows, _ = held_out_comparison()
+    return rows
+
+
+def true_anatomical_camera(truth: dict) -> np.ndarray:
+    """(T, 19, 3, 3) the true vertebrae's anatomical frames (S1 first; S1 moves with the pelvis) in
+    the camera frame, from the truth's curve frames and their static posture."""
+    rotation = np.asarray(truth["camera"]["world_to_camera"])[:3, :3]
+    frames_world = rotation.T @ np.asarray(truth["vertebra_frames_camera"])
+    return rotation @ anatomical_rotations(
+        frames_world, np.asarray(truth["vertebra_static_frames"]), np.eye(3)
+    )
+
+
+def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(...,) geodesic angle (degrees) between rotation matrices (..., 3, 3)."""
+    relative = np.swapaxes(a, -1, -2) @ b
+    cosine = (np.trace(relative, axis1=-2, axis2=-1) - 1.0) / 2.0
+    return np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
+
+
+def reconstruction_metrics(reconstruction, fps: float) -> tuple[dict, np.ndarray]:
+    """The ``metrics`` block (fitted scale) of a Reconstruction, and its joints in the lab (T, 24, 3)."""
+    rotation, offset = reconstruction.world_from_camera[:3, :3], reconstruction.world_from_camera[:3, 3]
+    joints_lab = reconstruction.joints_m @ rotation.T + offset
+    strikes = {
+        "left": list(reconstruction.heel_strikes_left),
+        "right": list(reconstruction.heel_strikes_right),
+    }
+    anatomical = rotation @ reconstruction.vertebra_rotations
+    return walk_metrics(anatomical, joints_lab, strikes, fps), joints_lab
+
+
 def score_reconstruction(reconstruction, truth: dict) -> dict[str, float]:
     """Section 6's errors of a Reconstruction against a clip's truth."""
     true_joints = np.asarray(truth["joints_camera_m"])
@@ -165,11 +261,20 @@ def score_reconstruction(reconstruction, truth: dict) -> dict[str, float]:
     ]
     if found and all(truth["heel_strikes"].values()):
         errors["heel_strike_err_frames"] = float(np.mean(found))
-    world_from_camera = reconstruction.world_from_camera
-    rotation, offset = world_from_camera[:3, :3], world_from_camera[:3, 3]
-    anatomical = rotation @ reconstruction.vertebra_rotations
-    metrics = spine_metrics(anatomical, joints[:, 0] @ rotation.T + offset, strikes)
+    errors["pelvis_orientation_err_deg"] = float(
+        np.mean(
+            rotation_angle_deg(reconstruction.vertebra_rotations[:, 0], true_anatomical_camera(truth)[:, 0])
+        )
+    )
+    metrics, joints_lab = reconstruction_metrics(reconstruction, fps)
     true_metrics = truth["metrics"]
+    errors |= score_gait(metrics, true_metrics)
+    if getattr(reconstruction, "betas", None) is not None:  # the subject's height given, as a user would
+        scale = float(truth["body"]["height_m"]) / fitted_height_m(reconstruction)
+        scaled = gait_markers(joints_lab, strikes, fps, scale, "subject_height")
+        errors |= {
+            f"{key}_height": value for key, value in score_gait({"gait": scaled}, true_metrics).items()
+        }
     errors["pelvic_tilt_range_err_deg"] = abs(
         metrics["pelvic_range_deg"]["tilt"]["mean"] - true_metrics["pelvic_range_deg"]["tilt"]["mean"]
     )
@@ -191,6 +296,61 @@ def score_reconstruction(reconstruction, truth: dict) -> dict[str, float]:
         )
     )
     return errors
+
+
+def _relative_error_pct(value: float | None, true: float | None) -> float | None:
+    return None if value is None or not true else 100.0 * abs(value - true) / abs(true)
+
+
+def score_gait(metrics: dict, true_metrics: dict) -> dict[str, float]:
+    """Gait marker errors (percent of the truth) and, where ``metrics`` has them, the thorax-pelvis
+    relative phase errors (degrees), against the truth's ``metrics`` block."""
+    gait, true_gait = metrics["gait"], true_metrics["gait"]
+    errors = {
+        "walking_speed_err_pct": _relative_error_pct(
+            gait["walking_speed_m_s"], true_gait["walking_speed_m_s"]
+        ),
+        "stride_length_err_pct": _relative_error_pct(
+            gait["stride_length_m"]["mean"], true_gait["stride_length_m"]["mean"]
+        ),
+        "cadence_err_pct": _relative_error_pct(
+            gait["cadence_steps_per_min"], true_gait["cadence_steps_per_min"]
+        ),
+    }
+    for plane in metrics.get("coordination_deg", {}):
+        errors[f"relative_phase_err_deg_{plane}"] = abs(
+            metrics["coordination_deg"][plane]["mean"] - true_metrics["coordination_deg"][plane]["mean"]
+        )
+    return {key: value for key, value in errors.items() if value is not None}
+
+
+def fitted_height_m(reconstruction) -> float:
+    """Stature (m) of the reconstruction's shaped body at rest."""
+    from .body.model import load_body_model
+    from .spine.dynamic import shaped_rest
+
+    vertices, _ = shaped_rest(load_body_model(reconstruction.body_model), reconstruction.betas)
+    return float(np.ptp(vertices[:, 1]))
+
+
+def coordination_ranking(clips: list[dict]) -> dict[str, float] | None:
+    """Share of the pairs of clips of one walk (same seeds and view) whose true transverse phases
+    differ by at least :data:`RANK_MIN_DIFFERENCE_DEG` that the estimates order as the truth does;
+    None when the set has no such pair. Each clip: {"walk", "true_phase_deg", "phase_deg"}."""
+    pairs = [
+        (a, b)
+        for i, a in enumerate(clips)
+        for b in clips[i + 1 :]
+        if a["walk"] == b["walk"]
+        and abs(a["true_phase_deg"] - b["true_phase_deg"]) >= RANK_MIN_DIFFERENCE_DEG
+    ]
+    if not pairs:
+        return None
+    correct = [
+        np.sign(a["phase_deg"] - b["phase_deg"]) == np.sign(a["true_phase_deg"] - b["true_phase_deg"])
+        for a, b in pairs
+    ]
+    return {"pairs": float(len(pairs)), "ranked_correctly": float(np.mean(correct))}
 
 
 def true_surface_camera(truth: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -237,12 +397,13 @@ def score_body(reconstruction, truth: dict, true_masks: np.ndarray, true_surface
     return errors
 
 
-def run_bench(folders: list[Path], progress: Progress) -> dict:
+def run_bench(folders: list[Path], progress: Progress, smoother_rows: bool = True) -> dict:
     """Run and score every available stage on each clip; the bench.json content."""
     from .keypoints import extract_keypoints
 
     stages, status = reconstruction_stages()
     clips, seconds = [], {"keypoints": 0.0, **{label: 0.0 for label in stages}}
+    per_smoother: list[dict[str, dict[str, float]]] = []
     total_frames = 0
     for k, folder in enumerate(folders):
         truth = json.loads((folder / "truth.json").read_text())
@@ -250,6 +411,7 @@ def run_bench(folders: list[Path], progress: Progress) -> dict:
         total_frames += int(truth["video"]["frames"])
         errors: dict[str, float] = {}
         failures: dict[str, str] = {}
+        phase = None  # the estimated thorax-pelvis transverse phase, when a stage ran
         with progress.stage(k / len(folders), (k + 1) / len(folders), folder.name) as clip_progress:
             start = time.perf_counter()
             try:
@@ -265,6 +427,10 @@ def run_bench(folders: list[Path], progress: Progress) -> dict:
                     reconstruction = function(video, clip_progress)
                     seconds[label] += time.perf_counter() - start
                     errors |= score_reconstruction(reconstruction, truth)
+                    metrics, _ = reconstruction_metrics(reconstruction, float(truth["fps"]))
+                    phase = metrics["coordination_deg"]["transverse"]["mean"]
+                    if smoother_rows and label == "fit":
+                        per_smoother.append(smoother_errors(video, truth))
                     errors |= score_body(
                         reconstruction, truth, read_masks(folder / "masks.npz"), true_surface
                     )
@@ -275,10 +441,37 @@ def run_bench(folders: list[Path], progress: Progress) -> dict:
                     failures[label] = str(exc)
         settings = truth.get("settings", {})
         clips.append(
-            {"name": folder.name, "view": settings.get("view", ""), "errors": errors, "failures": failures}
+            {
+                "name": folder.name,
+                "view": settings.get("view", ""),
+                "errors": errors,
+                "failures": failures,
+                "coordination": {
+                    "walk": [settings.get(k) for k in ("seed", "body_seed", "view")],
+                    "true_phase_deg": truth["metrics"]["coordination_deg"]["transverse"]["mean"],
+                    "phase_deg": phase,
+                },
+            }
         )
     keys = sorted({key for clip in clips for key in clip["errors"]})
-    summary = {key: float(np.mean([c["errors"][key] for c in clips if key in c["errors"]])) for key in keys}
+    summary = _mean_errors(clips, keys)
+    by_view = {
+        view: _mean_errors([c for c in clips if c["view"] == view], keys)
+        for view in dict.fromkeys(c["view"] for c in clips)
+    }
+    smoothers = None
+    if smoother_rows:
+        rendered = {
+            name: {
+                key: float(np.mean([clip[name][key] for clip in per_smoother]))
+                for key in per_smoother[0][name]
+            }
+            for name in (per_smoother[0] if per_smoother else {})
+        }
+        smoothers = {"rendered": rendered, "mocap": mocap_smoother_rows()}
+    ranking = coordination_ranking(
+        [c["coordination"] for c in clips if c["coordination"]["phase_deg"] is not None]
+    )
     pipeline_seconds = sum(seconds[label] for label in stages)  # each runs the whole pipeline
     return {
         "clips": clips,
@@ -297,6 +490,17 @@ def run_bench(folders: list[Path], progress: Progress) -> dict:
         },
         "stages": status,
         "frames": total_frames,
+        "summary_by_view": by_view,
+        "coordination_ranking": ranking,
+        "smoothers": smoothers,
+    }
+
+
+def _mean_errors(clips: list[dict], keys: list[str]) -> dict[str, float]:
+    return {
+        key: float(np.mean(values))
+        for key in keys
+        if (values := [c["errors"][key] for c in clips if key in c["errors"]])
     }
 
 
@@ -312,10 +516,17 @@ def _keyframing_seconds() -> float | None:
 def format_table(bench: dict) -> str:
     """One table: a row per clip and the mean, a column per error; then stages and speed."""
     keys = list(bench["summary"])
-    name_width = max([len(c["name"]) for c in bench["clips"]] + [4])
+    name_width = max(
+        [len(c["name"]) for c in bench["clips"]] + [len(f"mean {c['view']}") for c in bench["clips"]]
+    )
     header = "clip".ljust(name_width) + "".join(f" {key:>{max(len(key), 8)}}" for key in keys)
     lines = [header, "-" * len(header)]
-    rows = [(c["name"], c["errors"]) for c in bench["clips"]] + [("mean", bench["summary"])]
+    by_view = bench.get("summary_by_view", {})
+    rows = [
+        *((c["name"], c["errors"]) for c in bench["clips"]),
+        *((f"mean {view}", errors) for view, errors in by_view.items() if len(by_view) > 1),
+        ("mean", bench["summary"]),
+    ]
     for name, errors in rows:
         cells = "".join(
             f" {errors[key]:>{max(len(key), 8)}.2f}" if key in errors else f" {'-':>{max(len(key), 8)}}"
@@ -327,6 +538,14 @@ def format_table(bench: dict) -> str:
             lines.append(f"{clip['name']}: {stage} failed: {message}")
     for stage, state in bench["stages"].items():
         lines.append(f"stage {stage}: {state}")
+    ranking = bench.get("coordination_ranking")
+    if ranking:
+        lines.append(
+            f"thorax-pelvis phase ranking: {100 * ranking['ranked_correctly']:.0f}% of "
+            f"{ranking['pairs']:.0f} pairs of clips of one walk "
+            f"(true phases >= {RANK_MIN_DIFFERENCE_DEG:.0f} deg apart)"
+        )
+    lines += format_smoothers(bench.get("smoothers"))
     speed = bench["speed"]
     per_stage = ", ".join(
         f"{stage} {value:.1f} s ({1000 * value / max(bench['frames'], 1):.0f} ms/frame)"
@@ -343,8 +562,60 @@ def format_table(bench: dict) -> str:
     return "\n".join(lines)
 
 
+def format_smoothers(smoothers: dict | None) -> list[str]:
+    """Per smoother: MPJPE and acceleration error on the rendered clips' fits (mm/s^2) and on the
+    held-out motion-capture subjects (mm/frame^2), each acceleration error also as a share of the
+    unsmoothed one."""
+    if not smoothers:
+        return []
+    sources = (
+        (smoothers.get("rendered") or {}, "accel_err_mm_s2"),
+        ({row["smoother"]: row for row in smoothers.get("mocap") or []}, "accel_err_mm"),
+    )
+    lines = [
+        f"{'smoother':16s}{'clips MPJPE':>14s}{'clips accel':>14s}{'x none':>8s}"
+        f"{'mocap MPJPE':>14s}{'mocap accel':>14s}{'x none':>8s}"
+    ]
+    for name in dict.fromkeys(name for rows, _ in sources for name in rows):
+        cells = ""
+        for rows, accel in sources:
+            row, none = rows.get(name), rows.get("none")
+            if row is None:
+                cells += f"{'-':>14s}{'-':>14s}{'-':>8s}"
+                continue
+            ratio = row[accel] / none[accel] if none and none[accel] else float("nan")
+            cells += f"{row['mpjpe_mm']:>14.1f}{row[accel]:>14.2f}{ratio:>8.2f}"
+        lines.append(f"{name:16s}{cells}")
+    return lines
+
+
+def format_scale(scale: dict) -> str:
+    """The scale checks (:func:`..scale.scale_checks`) as lines of text."""
+    lines = [
+        f"batch throughput, {workers} worker(s): {entry['videos_per_hour']:.0f} videos/h "
+        f"({entry['seconds']:.0f} s, {entry['failed']} failed)"
+        for workers, entry in scale["throughput"].items()
+    ]
+    lines.append(f"2 workers over 1: {scale['speedup_2_over_1']:.2f}x")
+    memory = ", ".join(f"{clip} clip {mb:.0f} MB" for clip, mb in scale["peak_rss_mb"].items())
+    lines.append(
+        f"peak memory of one run at 720p: {memory}; long / short {scale['long_over_short_memory']:.3f}"
+    )
+    return "\n".join(lines)
+
+
 def _handle(args: argparse.Namespace, progress: Progress) -> int:
     out = Path(args.out)
+    if args.scale_checks:
+        from .scale import scale_checks
+
+        if args.set is not None:
+            raise HMNError("--scale-checks", "makes its own clips from the sample walk: drop --set")
+        with progress.stage(0.0, 1.0, "scale checks"):
+            scale = scale_checks(out / "scale", clips=args.scale_videos, long_s=args.scale_long_s)
+        write_text_atomic(out / "scale.json", json.dumps(scale, indent=1))
+        print("\n" + format_scale(scale))
+        return 0
     if args.set is not None:
         folders = _read_set(Path(args.set))
         scoring_start = 0.0
@@ -352,10 +623,15 @@ def _handle(args: argparse.Namespace, progress: Progress) -> int:
         if args.clips < 1:
             raise HMNError("--clips", f"needs at least 1 clip, got {args.clips}")
         with progress.stage(0.0, 0.5, "synth") as stage:
-            folders = _generated_set(out, clip_design(args.clips, args.frames, *args.size), stage)
+            if args.coordination_walks < 0:
+                raise HMNError("--coordination-walks", f"must be 0 or more, got {args.coordination_walks}")
+            design = clip_design(args.clips, args.frames, *args.size) + coordination_design(
+                args.coordination_walks, args.frames, *args.size
+            )
+            folders = _generated_set(out, design, stage)
         scoring_start = 0.5
     with progress.stage(scoring_start, 1.0, "bench") as stage:
-        bench = run_bench(folders, stage)
+        bench = run_bench(folders, stage, smoother_rows=not args.no_smoother_rows)
     write_text_atomic(out / "bench.json", json.dumps(bench, indent=1))
     print("\n" + format_table(bench))
     return 0
@@ -367,7 +643,28 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="score the pipeline's stages on rendered ground-truth clips")
     parser.add_argument("--out", required=True, help="output folder (bench.json; generated clips in clips/)")
     parser.add_argument("--clips", type=int, default=6, help="clips to generate (default 6)")
+    parser.add_argument(
+        "--coordination-walks",
+        type=int,
+        default=2,
+        help="side-view walks rendered with thorax-pelvis phases "
+        f"{', '.join(f'{p:.0f}' for p in COORDINATION_PHASES_DEG)} deg, for the phase ranking (default 2)",
+    )
     parser.add_argument("--set", help="a folder of clips made by synth, instead of generating")
+    parser.add_argument(
+        "--no-smoother-rows",
+        action="store_true",
+        help="leave out the per-smoother rows (each smoother on every clip's cached fit, and on the "
+        "held-out motion-capture subjects)",
+    )
+    parser.add_argument(
+        "--scale-checks",
+        action="store_true",
+        help="instead of the accuracy bench: batch throughput on 1 and 2 workers and the peak memory "
+        "of a long against a 1-minute 720p clip (DIR/scale.json)",
+    )
+    parser.add_argument("--scale-videos", type=int, default=20, help="videos in the throughput batch")
+    parser.add_argument("--scale-long-s", type=float, default=600.0, help="the long clip's seconds")
     parser.add_argument("--frames", type=int, default=90, help="frames per generated clip")
     parser.add_argument("--size", type=_size, default=(640, 480), help="WIDTHxHEIGHT of generated clips")
     parser.set_defaults(handler=_handle)

@@ -35,6 +35,13 @@ NORMATIVE_ROM_DEG: dict[str, tuple[float, float, str]] = {
     "metrics.pelvic_range_deg.obliquity": (8.4, 3.5, "Smith et al. 2002"),
 }
 _ROBINSON = f"|SI| <= {SYMMETRY_CUTOFF_PCT:.0f}%: the customary (and arbitrary) cut-off (Robinson 1987)"
+# Normal adult walking. Speed: the mean slow-pace and fast-pace speeds of a meta-analysis of 35
+# studies, 14,015 healthy adults (Murtagh et al. 2020, Sports Med 51:125-141: slow 0.82, usual
+# 1.31, fast 1.72 m/s). Cadence: the review's ranges of normal walking cadence in the laboratory
+# over the lifespan, 96-138 steps/min for women and 81-135 for men (Tudor-Locke & Rowe 2012,
+# Sports Med 42:381-398), both sexes together.
+WALKING_SPEED_BAND_M_S = (0.82, 1.72)
+CADENCE_BAND_STEPS_PER_MIN = (81.0, 138.0)
 # Keys are report.json paths (section 10), joined with ".". Population ranges span mean +- 2 SD.
 BANDS: dict[str, Band] = {
     **{
@@ -44,6 +51,14 @@ BANDS: dict[str, Band] = {
     "metrics.symmetry_index_pct.lateral_bending": Band(0.0, SYMMETRY_CUTOFF_PCT, _ROBINSON),
     "metrics.symmetry_index_pct.axial_rotation": Band(0.0, SYMMETRY_CUTOFF_PCT, _ROBINSON),
     "metrics.symmetry_index_pct.spinal": Band(0.0, SYMMETRY_CUTOFF_PCT, _ROBINSON),
+    "metrics.gait.walking_speed_m_s": Band(
+        *WALKING_SPEED_BAND_M_S, "slow to fast pace of healthy adults (Murtagh et al. 2020)"
+    ),
+    "metrics.gait.cadence_steps_per_min": Band(
+        *CADENCE_BAND_STEPS_PER_MIN, "normal walking cadence, adults of all ages (Tudor-Locke & Rowe 2012)"
+    ),
+    "metrics.gait.symmetry_index_pct.step_time": Band(0.0, SYMMETRY_CUTOFF_PCT, _ROBINSON),
+    "metrics.gait.symmetry_index_pct.step_length": Band(0.0, SYMMETRY_CUTOFF_PCT, _ROBINSON),
     "metrics.cycles.count": Band(1.0, None, "at least one complete gait cycle (else the whole clip is used)"),
     # The pipeline bridges short gaps; below 90% of frames the motion is mostly bridged (project threshold).
     "quality.frames_with_person": Band(0.9, None, "project threshold: subject seen in >= 90% of frames"),
@@ -75,12 +90,22 @@ ROWS: tuple[tuple[str, str, str, bool], ...] = (
     ("metrics.symmetry_index_pct.lateral_bending", "Symmetry index, lateral bending", "%", False),
     ("metrics.symmetry_index_pct.axial_rotation", "Symmetry index, axial rotation", "%", False),
     ("metrics.symmetry_index_pct.spinal", "Spinal symmetry index", "%", False),
+    ("metrics.gait.walking_speed_m_s", "Walking speed", "m/s", False),
+    ("metrics.gait.stride_length_m", "Stride length", "m", True),
+    ("metrics.gait.cadence_steps_per_min", "Cadence", "steps/min", False),
+    ("metrics.gait.symmetry_index_pct.step_time", "Symmetry index, step time", "%", False),
+    ("metrics.gait.symmetry_index_pct.step_length", "Symmetry index, step length", "%", False),
+    ("metrics.coordination_deg.transverse", "Thorax-pelvis phase, transverse", "deg", True),
+    ("metrics.coordination_deg.frontal", "Thorax-pelvis phase, frontal", "deg", True),
     ("metrics.cycles.count", "Gait cycles", "", False),
     ("quality.silhouette_iou", "Silhouette IoU", "", False),
     ("quality.mask_psnr_db", "Mask PSNR", "dB", False),
     ("quality.reprojection_px", "Reprojection error", "px", False),
     ("quality.frames_with_person", "Frames with the subject", "", False),
 )
+
+
+SCALE_NOTES = {"subject_height": "scaled by the subject's height", "fitted_shape": "fitted body's scale"}
 
 
 def _lookup(report: dict, key: str):
@@ -97,7 +122,7 @@ def report_rows(report: dict) -> list[MetricRow]:
     rows = []
     for key, label, unit, has_sd in ROWS:
         entry = _lookup(report, key)
-        if entry is None:
+        if entry is None or (has_sd and entry["mean"] is None):  # e.g. no complete stride
             continue
         value = float(entry["mean"] if has_sd else entry)
         sd = float(entry["sd"]) if has_sd else None
@@ -107,5 +132,9 @@ def report_rows(report: dict) -> list[MetricRow]:
         text = f"{number} +- {sd:.2f}" if sd is not None else number
         if key == "metrics.cycles.count" and _lookup(report, "metrics.cycles.source") == "whole_clip":
             text += " (whole clip used)"
-        rows.append(MetricRow(key, label, value, sd, unit, flag, f"{text} {unit}".strip()))
+        text = f"{text} {unit}".strip()
+        if key == "metrics.gait.walking_speed_m_s":
+            scale = _lookup(report, "metrics.gait.scale.source")
+            text += f" ({SCALE_NOTES.get(scale, scale)})"
+        rows.append(MetricRow(key, label, value, sd, unit, flag, text))
     return rows

@@ -33,6 +33,7 @@ from .reconstruction import Reconstruction, save_reconstruction
 from .report import (
     SpineMetrics,
     build_report,
+    gait_scale,
     lbp_metrics,
     posed_vertices,
     quality_frames,
@@ -45,6 +46,7 @@ from .spine.morphology import SpineMorphology, spine_morphology
 from .video import probe_video
 
 SAMPLE_CLIP = DATA_DIR / "sample_gait.mp4"  # the embedded sample that ``demo`` runs on
+SUBJECT_HEIGHT_RANGE_M = (0.5, 2.5)  # heights a walking subject can have (catches centimetres)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,15 @@ class RunSettings:
     focal_px: float | None = None
     max_side: int | None = DEFAULT_MAX_SIDE
     write_blend: bool = True
+    subject_height_m: float | None = None  # the gait markers' metric scale, when known
     fit: FitSettings = field(default_factory=FitSettings)
+
+    def check(self) -> None:
+        """One-line errors for settings no run can use."""
+        height = self.subject_height_m
+        if height is not None and not SUBJECT_HEIGHT_RANGE_M[0] <= height <= SUBJECT_HEIGHT_RANGE_M[1]:
+            low, high = SUBJECT_HEIGHT_RANGE_M
+            raise HMNError("--subject-height-m", f"must be {low} to {high} metres, got {height}")
 
 
 def cached_fit(
@@ -163,6 +173,15 @@ def fitted_motion(
     return keypoints, body, fit, rotations, transl
 
 
+def body_joints(
+    body: BodyModel, betas: np.ndarray, rotations: np.ndarray, transl: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The shaped body's rest vertices (V, 3) and its joints (T, 24, 3) moved by local rotations
+    (T, 24, 3, axis-angle) and SMPL translations (T, 3), camera frame."""
+    rest_vertices, rest_joints = shaped_rest(body, betas)
+    return rest_vertices, forward_kinematics(rotations, rest_joints, transl + rest_joints[0], body.parents)
+
+
 @dataclass
 class Computed:
     """Everything a run produces before anything is written."""
@@ -176,18 +195,20 @@ class Computed:
 
 def compute(video_path: str | os.PathLike, settings: RunSettings, progress: Progress) -> Computed:
     """The whole analysis of one clip, in memory (see the module docstring)."""
+    settings.check()
     video_path = Path(video_path)
     timer = StageTimer()
     keypoints, body, fit, rotations, transl = fitted_motion(video_path, settings, progress, timer)
     with timer("spine_and_metrics"), progress.stage(0.8, 0.9, "spine and metrics") as stage:
-        rest_vertices, rest_joints = shaped_rest(body, fit.betas)
-        joints = forward_kinematics(rotations, rest_joints, transl + rest_joints[0], body.parents)
+        rest_vertices, joints = body_joints(body, fit.betas, rotations, transl)
         lab = world_from_camera(fit.ground_normal, fit.ground_offset_m, joints[:, 0])
         morphology = spine_morphology(body, fit.betas, transl, lab, fit.camera_K, keypoints)
         stage(0.3, "dynamic spine")
         spine = dynamic_spine(body, fit.betas, rotations, transl, morphology)
         stage(0.5, "metrics")
-        spine_metrics = lbp_metrics(spine, joints, lab, keypoints.fps, source=video_path)
+        fitted_height_m = float(np.ptp(rest_vertices[:, 1]))
+        scale = gait_scale(fitted_height_m, settings.subject_height_m)
+        spine_metrics = lbp_metrics(spine, joints, lab, keypoints.fps, video_path, scale)
         stage(0.7, "reconstruction quality")
         frames = quality_frames(keypoints)
         meshes = posed_vertices(body, fit.betas, rotations[frames], transl[frames])
@@ -226,7 +247,7 @@ def compute(video_path: str | os.PathLike, settings: RunSettings, progress: Prog
         body={
             "model": body.kind,
             "betas": [float(b) for b in fit.betas],
-            "height_m": float(np.ptp(rest_vertices[:, 1])),
+            "height_m": fitted_height_m,
         },
         morphology=morphology,
         spine_metrics=spine_metrics,
@@ -234,7 +255,11 @@ def compute(video_path: str | os.PathLike, settings: RunSettings, progress: Prog
         timing_s={name: round(seconds, 3) for name, seconds in timer.seconds.items()},
     )
     report["camera"] = {"focal_px": float(fit.camera_K[0, 0]), "focal_source": fit.focal_source}
-    report["settings"] = {"smoother": settings.smoother, "body": settings.body}
+    report["settings"] = {
+        "smoother": settings.smoother,
+        "body": settings.body,
+        "subject_height_m": settings.subject_height_m,
+    }
     return Computed(reconstruction, report, spine_metrics, morphology, body)
 
 
@@ -306,10 +331,24 @@ def _print_summary(result: RunResult) -> None:
     )
     print(f"pelvic tilt range (deg): {metrics['pelvic_range_deg']['tilt']['mean']:.1f}")
     print(f"spinal symmetry index (%): {metrics['symmetry_index_pct']['spinal']:.1f}")
+    gait, coordination = metrics["gait"], metrics["coordination_deg"]
+    print(
+        f"walking speed {gait['walking_speed_m_s']:.2f} m/s, "
+        f"stride {_number(gait['stride_length_m']['mean'])} m, "
+        f"cadence {_number(gait['cadence_steps_per_min'], 0)} steps/min (scale: {gait['scale']['source']})"
+    )
+    print(
+        "thorax-pelvis relative phase (deg, 0 in phase, 180 anti-phase): "
+        f"transverse {coordination['transverse']['mean']:.0f}, frontal {coordination['frontal']['mean']:.0f}"
+    )
     written = [result.reconstruction_path, result.report_path, result.out_dir / "report.csv"]
     print(
         "wrote " + ", ".join(str(p) for p in [*written, *([result.blend_path] if result.blend_path else [])])
     )
+
+
+def _number(value: float | None, decimals: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{decimals}f}"
 
 
 def _settings_from_args(args: argparse.Namespace) -> RunSettings:
@@ -319,6 +358,7 @@ def _settings_from_args(args: argparse.Namespace) -> RunSettings:
         smoother=args.smoother,
         focal_px=args.focal_px,
         write_blend=not args.no_blend,
+        subject_height_m=args.subject_height_m,
     )
 
 
@@ -341,6 +381,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smoother", choices=SMOOTHERS, default="gcn_lstm", help="temporal smoother")
     parser.add_argument(
         "--focal-px", type=float, help="camera focal length in pixels (default: metadata, else phone-like)"
+    )
+    parser.add_argument(
+        "--subject-height-m",
+        type=float,
+        help="the subject's measured height: scales walking speed and stride and step lengths "
+        "(default: the fitted body's own scale)",
     )
     parser.add_argument("--no-blend", action="store_true", help="do not write scene.blend")
 

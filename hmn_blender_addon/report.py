@@ -30,8 +30,9 @@ from .body.model import BodyModel, body_forward
 from .errors import HMNError
 from .keypoints import Keypoints
 from .metrics.accuracy import psnr_db, silhouette_iou
-from .metrics.angles import lab_rotation, lumbar_angles, pelvic_angles
-from .metrics.cycles import gait_cycles, heel_strikes_from_joints, spine_metrics
+from .metrics.angles import lab_rotation, lumbar_angles
+from .metrics.coordination import coordination_markers
+from .metrics.cycles import gait_cycles, heel_strikes_from_joints, thorax_pelvis_angles_deg, walk_metrics
 from .normative import NORMATIVE_ROM_DEG, SYMMETRY_CUTOFF_PCT
 from .skeleton import SMPL_JOINT_INDEX, VERTEBRA_NAMES
 from .spine.dynamic import DynamicSpine
@@ -66,11 +67,13 @@ def world_from_camera(
 
 @dataclass(frozen=True)
 class SpineMetrics:
-    """The ``metrics`` block's spine part and what the plots need.
+    """The ``metrics`` block and what the plots need.
 
-    metrics: {"cycles", "lumbar_rom_deg", "pelvic_range_deg", "symmetry_index_pct"} (section 10);
-    heel_strikes: {"left": [...], "right": [...]} frames; cycles: [(start, end)] frames measured;
-    lumbar_deg, pelvic_deg: (T, 3) the angle curves (section 6's planes, degrees).
+    metrics: {"cycles", "lumbar_rom_deg", "pelvic_range_deg", "symmetry_index_pct", "gait",
+    "coordination_deg"} (section 10); heel_strikes: {"left": [...], "right": [...]} frames;
+    cycles: [(start, end)] frames measured; lumbar_deg, pelvic_deg, thorax_deg: (T, 3) the angle
+    curves (section 6's planes, degrees; the thorax's like the pelvis's, in the lab);
+    relative_phase_deg: {"transverse", "frontal"}: (T,) thorax-pelvis |CRP| in degrees.
     """
 
     metrics: dict
@@ -78,6 +81,8 @@ class SpineMetrics:
     cycles: list[tuple[int, int]]
     lumbar_deg: np.ndarray
     pelvic_deg: np.ndarray
+    thorax_deg: np.ndarray
+    relative_phase_deg: dict[str, np.ndarray]
 
 
 def require_half_cycle(strikes: dict[str, list[int]], frames: int, source: str | os.PathLike) -> None:
@@ -91,26 +96,37 @@ def require_half_cycle(strikes: dict[str, list[int]], frames: int, source: str |
     )
 
 
+def gait_scale(fitted_height_m: float, subject_height_m: float | None) -> tuple[float, str]:
+    """(factor, source) of the gait markers' metric scale: the subject's height over the fitted
+    body's stature when the height is given, else the fitted shape's own scale."""
+    if subject_height_m is None:
+        return 1.0, "fitted_shape"
+    return subject_height_m / fitted_height_m, "subject_height"
+
+
 def lbp_metrics(
     spine: DynamicSpine,
     joints_m: np.ndarray,
     world_from_camera: np.ndarray,
     fps: float,
     source: str | os.PathLike = "clip",
+    scale: tuple[float, str] = (1.0, "fitted_shape"),
 ) -> SpineMetrics:
-    """Section 6's spine metrics of a dynamic spine (camera frame) and its fitted joints (T, 24, 3)."""
+    """Section 6's metrics of a dynamic spine (camera frame) and its fitted joints (T, 24, 3);
+    ``scale`` is the gait markers' (factor, source) from :func:`gait_scale`."""
     rotation, offset = world_from_camera[:3, :3], world_from_camera[:3, 3]
     joints_lab = joints_m @ rotation.T + offset
     strikes = heel_strikes_from_joints(joints_lab, fps)
     require_half_cycle(strikes, len(joints_m), source)
     anatomical = rotation @ spine.rotations
-    pelvis_path = joints_lab[:, SMPL_JOINT_INDEX["pelvis"]]
-    metrics = spine_metrics(anatomical, pelvis_path, strikes, vertebra_names=spine.names)
+    metrics = walk_metrics(anatomical, joints_lab, strikes, fps, *scale, vertebra_names=spine.names)
     cycles = gait_cycles(strikes) or [(0, len(joints_m))]
     s1, l1 = spine.names.index("S1"), spine.names.index("L1")
     lumbar = np.degrees(lumbar_angles(anatomical, s1, l1))
-    pelvic = np.degrees(pelvic_angles(anatomical[:, s1], lab_rotation(pelvis_path)))
-    return SpineMetrics(metrics, strikes, cycles, lumbar, pelvic)
+    pelvis_path = joints_lab[:, SMPL_JOINT_INDEX["pelvis"]]
+    thorax, pelvic = thorax_pelvis_angles_deg(anatomical, pelvis_path, vertebra_names=spine.names)
+    _, phase_curves = coordination_markers(thorax, pelvic, cycles)
+    return SpineMetrics(metrics, strikes, cycles, lumbar, pelvic, thorax, phase_curves)
 
 
 def body_masks(
@@ -187,15 +203,13 @@ def build_report(
     spine_metrics: SpineMetrics,
     quality: dict,
     timing_s: dict,
-    extra_metrics: dict | None = None,
 ) -> dict:
-    """report.json's content (section 10). ``extra_metrics`` adds blocks such as ``gait`` and
-    ``coordination_deg`` to ``metrics``."""
+    """report.json's content (section 10)."""
     return {
         "video": video,
         "body": body,
         "spine_morphology": morphology.report(),
-        "metrics": {**spine_metrics.metrics, **(extra_metrics or {})},
+        "metrics": spine_metrics.metrics,
         "quality": quality,
         "timing_s": timing_s,
     }
@@ -229,6 +243,8 @@ def write_reports(
         ("angle_curves.png", angle_curves_figure(spine_metrics)),
         ("spine_profile.png", spine_profile_figure(morphology)),
         ("symmetry.png", symmetry_figure(spine_metrics.metrics["symmetry_index_pct"])),
+        ("coordination.png", coordination_figure(spine_metrics)),
+        ("gait.png", gait_figure(spine_metrics.metrics["gait"])),
     ):
         with atomic_path(out / "plots" / name) as tmp:
             figure.savefig(tmp, format="png", dpi=100)
@@ -343,4 +359,69 @@ def symmetry_figure(symmetry_pct: dict):
     ax.set_ylabel("symmetry index (%)")
     ax.set_title("Lumbar symmetry (0 = symmetric)", fontsize=10)
     ax.legend(fontsize=7)
+    return figure
+
+
+def _mean_sd_band(ax, curves: np.ndarray, color: str, label: str) -> None:
+    percent = np.linspace(0, 100, curves.shape[1])
+    mean = curves.mean(axis=0)
+    sd = curves.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros_like(mean)
+    ax.fill_between(percent, mean - sd, mean + sd, color=color, alpha=0.2)
+    ax.plot(percent, mean, color=color, lw=2, label=label)
+
+
+def coordination_figure(spine_metrics: SpineMetrics):
+    """Thorax and pelvis angles in the lab over the normalised cycle (mean +- SD, each centred on its
+    cycle mean) and their continuous relative phase, transverse and frontal planes."""
+    figure = _figure(10, 6.5)
+    axes = figure.subplots(2, 2, sharex=True)
+    cycles = spine_metrics.cycles
+    block = spine_metrics.metrics["coordination_deg"]
+    for col, (plane, column) in enumerate((("transverse", 2), ("frontal", 1))):
+        for name, angles, color in (
+            ("thorax (T1)", spine_metrics.thorax_deg, "tab:purple"),
+            ("pelvis (S1)", spine_metrics.pelvic_deg, "tab:blue"),
+        ):
+            curves = cycle_curves(angles[:, column], cycles)
+            _mean_sd_band(axes[0, col], curves - curves.mean(axis=1, keepdims=True), color, name)
+        axes[0, col].set_title(f"{plane} rotation in the lab (centred)", fontsize=9)
+        axes[0, col].set_ylabel("deg", fontsize=8)
+        axes[0, col].legend(fontsize=7)
+        _mean_sd_band(
+            axes[1, col], cycle_curves(spine_metrics.relative_phase_deg[plane], cycles), "tab:red", "|CRP|"
+        )
+        axes[1, col].set_ylim(0, 180)
+        axes[1, col].set_yticks([0, 45, 90, 135, 180])
+        axes[1, col].set_title(
+            f"relative phase {block[plane]['mean']:.0f} +- {block[plane]['sd']:.0f} deg "
+            "(0 in phase, 180 anti-phase)",
+            fontsize=9,
+        )
+        axes[1, col].set_xlabel("% of gait cycle", fontsize=8)
+        axes[1, col].set_ylabel("deg", fontsize=8)
+    figure.suptitle("Thorax-pelvis coordination (continuous relative phase, Hilbert transform)", fontsize=10)
+    return figure
+
+
+def gait_figure(gait: dict):
+    """Step time and step length of each foot, with their symmetry indices and the walk's speed."""
+    figure = _figure(7, 3.5)
+    axes = figure.subplots(1, 2)
+    for ax, (key, label, si_key) in zip(
+        axes,
+        (("step_time_s", "step time (s)", "step_time"), ("step_length_m", "step length (m)", "step_length")),
+        strict=True,
+    ):
+        values = [gait[key][side] for side in ("left", "right")]
+        ax.bar(
+            ["left", "right"], [np.nan if v is None else v for v in values], color=["tab:blue", "tab:orange"]
+        )
+        si = gait["symmetry_index_pct"][si_key]
+        ax.set_title(f"{label}: SI {'n/a' if si is None else f'{si:.1f}'}%", fontsize=9)
+    cadence = gait["cadence_steps_per_min"]
+    figure.suptitle(
+        f"walking speed {gait['walking_speed_m_s']:.2f} m/s, cadence "
+        f"{'n/a' if cadence is None else f'{cadence:.0f}'} steps/min (scale: {gait['scale']['source']})",
+        fontsize=10,
+    )
     return figure

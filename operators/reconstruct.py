@@ -67,7 +67,9 @@ class HMN_OT_reconstruct(bpy.types.Operator):
             if settings.output_dir
             else default_output_dir(self.filepath)
         )
-        run_settings = RunSettings(body=settings.body, smoother=settings.smoother)
+        run_settings = RunSettings(
+            body=settings.body, smoother=settings.smoother, subject_height_m=settings.subject_height_m or None
+        )
         try:
             self._run = ReconstructionRun(context.window_manager, self.filepath, out_dir, run_settings)
         except HMNError as err:

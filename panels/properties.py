@@ -24,6 +24,14 @@ class HMNSceneSettings(bpy.types.PropertyGroup):
     )
     body: bpy.props.EnumProperty(name="Body", items=BODY_ITEMS, default="open")
     smoother: bpy.props.EnumProperty(name="Smoother", items=SMOOTHER_ITEMS, default="gcn_lstm")
+    subject_height_m: bpy.props.FloatProperty(
+        name="Subject Height",
+        description="The subject's measured height: scales walking speed and stride and step lengths; "
+        "0 = unknown (the fitted body's own scale)",
+        min=0.0,
+        max=2.5,
+        unit="LENGTH",
+    )
     progress: bpy.props.FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
     status: bpy.props.StringProperty(name="Status")
     report_json: bpy.props.StringProperty(name="Report", description="report.json of the subject shown")

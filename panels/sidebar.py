@@ -30,6 +30,7 @@ class VIEW3D_PT_humanmovenet(bpy.types.Panel):
         if settings.body == "smpl" and not (addon and addon.preferences.smpl_model_dir):
             column.label(text="Set the SMPL folder in the add-on preferences", icon="ERROR")
         column.prop(settings, "smoother")
+        column.prop(settings, "subject_height_m")
         row = layout.row(align=True)
         # A run is in progress exactly when Cancel can run (the state is not saved with the file).
         if bpy.ops.hmn.cancel_run.poll():

@@ -26,6 +26,7 @@ from hmn_blender_addon.batch import (
     plan_jobs,
     read_groups,
     run_batch,
+    subject_heights,
     worker_count,
 )
 from hmn_blender_addon.errors import HMNError
@@ -77,7 +78,7 @@ def test_one_bad_video_does_not_stop_the_others(first_call, cohort):
     assert rows[2]["error"] == result.failures[0].error and rows[2]["lumbar_rom_deg.sagittal.mean"] == ""
     report = json.loads((out / rows[0]["name"] / "report.json").read_text())
     for key, value in metric_columns(report["metrics"]):
-        assert rows[0][key] == str(value)
+        assert rows[0][key] == ("" if value is None else str(value))  # no stride in 1.3 s: a blank cell
     assert "lumbar_rom_deg.sagittal.mean" in rows[0] and not any("per_cycle" in key for key in rows[0])
 
 
@@ -156,6 +157,19 @@ def test_metadata_is_matched_by_path_or_file_name(tmp_path):
     assert str(raised.value) == f"{tmp_path / 'none.csv'}: file not found"
 
 
+def test_metadata_heights_are_checked(tmp_path):
+    jobs = plan_jobs([tmp_path / "p1.mp4", tmp_path / "p2.mp4", tmp_path / "p3.mp4"], tmp_path / "o")
+    meta = tmp_path / "meta.csv"
+    meta.write_text("video,subject_height_m\np1.mp4,1.62\np2.mp4,\n")
+    assert subject_heights(meta, jobs) == {"p1": 1.62}
+    meta.write_text("video,subject_height_m\np1.mp4,162\n")
+    with pytest.raises(HMNError) as raised:
+        subject_heights(meta, jobs)
+    assert str(raised.value) == f"{meta}: p1.mp4: subject_height_m must be 0.5 to 2.5 metres, got '162'"
+    meta.write_text("video,sex\np1.mp4,F\n")
+    assert subject_heights(meta, jobs) == {}
+
+
 def test_ray_gives_the_same_cohort(first_call, cohort, tmp_path):
     import ray
 
@@ -184,7 +198,10 @@ def test_the_command_in_blender_runs_the_new_video_and_saves_groups(first_call, 
     new.parent.mkdir()
     shutil.copy(short_clip, new)
     meta = cohort[0].parents[1] / "meta.csv"  # paths relative to its folder
-    meta.write_text("video,sex\nsite_a/walk.mp4,F\nsite_b/walk.mp4,M\nsite_b/broken.mp4,M\nwalk_c.mp4,F\n")
+    meta.write_text(
+        "video,sex,subject_height_m\nsite_a/walk.mp4,F,\nsite_b/walk.mp4,M,\nsite_b/broken.mp4,M,\n"
+        "walk_c.mp4,F,1.80\n"
+    )
     command = [sys.executable, "-c", IN_BLENDER, "--quiet", "batch", *map(str, cohort), str(new)]
     command += [
         "--out",
@@ -209,6 +226,12 @@ def test_the_command_in_blender_runs_the_new_video_and_saves_groups(first_call, 
     assert float(sagittal["F_mean"]) == pytest.approx((values[0] + values[3]) / 2)
     assert (out / "groups.png").stat().st_size > 10_000
     assert "lumbar_rom_deg.sagittal.mean" in done.stdout
+    # the gait markers are columns and group rows; the new video's height gave its metric scale
+    assert {"gait.walking_speed_m_s", "coordination_deg.transverse.mean"} <= {row["metric"] for row in table}
+    fitted_height = json.loads((out / "walk_c" / "report.json").read_text())["body"]["height_m"]
+    assert cohort_rows[-1]["gait.scale.source"] == "subject_height"
+    assert float(cohort_rows[-1]["gait.scale.factor"]) == pytest.approx(1.80 / fitted_height)
+    assert cohort_rows[0]["gait.scale.source"] == "fitted_shape"
 
 
 def test_the_scale_checks_clips_are_distinct_and_as_long_as_asked(tmp_path):

@@ -14,6 +14,8 @@ from hmn_blender_addon.cli import main
 from hmn_blender_addon.metrics.angles import anatomical_rotations
 from hmn_blender_addon.progress import Progress
 
+NO_PAIRS = ("--coordination-walks", "0")  # the phase-ranking clips are the full bench's, not this test's
+
 
 def test_design_covers_views_bodies_and_variants():
     design = clip_design(6, 90, 640, 480)
@@ -29,7 +31,21 @@ def test_design_covers_views_bodies_and_variants():
 def bench_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     assert (
-        main(["--quiet", "bench", "--out", str(out), "--clips", "1", "--frames", "32", "--size", "320x240"])
+        main(
+            [
+                "--quiet",
+                "bench",
+                "--out",
+                str(out),
+                "--clips",
+                "1",
+                "--frames",
+                "32",
+                "--size",
+                "320x240",
+                *NO_PAIRS,
+            ]
+        )
         == 0
     )
     return out
@@ -70,6 +86,7 @@ def test_bench_writes_its_table_and_scores_the_pipeline(bench_run, capsys):
                 "32",
                 "--size",
                 "320x240",
+                *NO_PAIRS,
             ]
         )
         == 0
@@ -145,3 +162,35 @@ def test_a_reconstruction_stage_plugs_in(bench_run, monkeypatch):
     assert bench["speed"]["pipeline_fps"] > 0
     assert bench["speed"]["seconds_per_stage"]["fit.fit"] == 1.5
     assert "mpjpe_mm" in bench_module.format_table(bench)
+
+
+def test_scale_checks_are_printed():
+    scale = {
+        "throughput": {
+            "1": {"workers": 1, "seconds": 600.0, "videos_per_hour": 120.0, "failed": 0},
+            "2": {"workers": 2, "seconds": 400.0, "videos_per_hour": 180.0, "failed": 0},
+        },
+        "speedup_2_over_1": 1.5,
+        "peak_rss_mb": {"60s": 1000.0, "600s": 1050.0},
+        "long_over_short_memory": 1.05,
+    }
+    assert bench_module.format_scale(scale).splitlines() == [
+        "batch throughput, 1 worker(s): 120 videos/h (600 s, 0 failed)",
+        "batch throughput, 2 worker(s): 180 videos/h (400 s, 0 failed)",
+        "2 workers over 1: 1.50x",
+        "peak memory of one run at 720p: 60s clip 1000 MB, 600s clip 1050 MB; long / short 1.050",
+    ]
+
+
+def test_phase_ranking_counts_pairs_of_one_walk_far_enough_apart():
+    clips = [
+        {"walk": [1, 1, "side"], "true_phase_deg": 30.0, "phase_deg": 40.0},
+        {"walk": [1, 1, "side"], "true_phase_deg": 50.0, "phase_deg": 35.0},  # misranked against 30
+        {"walk": [1, 1, "side"], "true_phase_deg": 120.0, "phase_deg": 100.0},
+        {"walk": [2, 2, "side"], "true_phase_deg": 45.0, "phase_deg": 10.0},  # another walk: no pair
+        {"walk": [1, 1, "side"], "true_phase_deg": 60.0, "phase_deg": 0.0},  # 10 deg from 50: no pair
+    ]
+    ranking = bench_module.coordination_ranking(clips)
+    # pairs: 30-50 (wrong), 30-120, 50-120, 30-60 (wrong), 60-120
+    assert ranking == {"pairs": 5.0, "ranked_correctly": pytest.approx(3 / 5)}
+    assert bench_module.coordination_ranking(clips[3:4]) is None

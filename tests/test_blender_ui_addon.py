@@ -152,7 +152,7 @@ def test_the_panel_shows_report_json_flagged_against_the_bands(session):
         assert drawn[1:] == [row.value, row.sd, row.flag, row.text]
         assert row.text in seen["panel_labels"] and row.label in seen["panel_labels"]
     assert seen["panel_controls"] == [
-        *(f"prop {name}" for name in ("video_path", "output_dir", "body", "smoother")),
+        *(f"prop {name}" for name in ("video_path", "output_dir", "body", "smoother", "subject_height_m")),
         "operator hmn.reconstruct",
         "operator hmn.load_reconstruction",
         "operator hmn.open_report_folder",

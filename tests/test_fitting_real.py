@@ -7,6 +7,10 @@ import pytest
 
 from hmn_blender_addon.body.model import load_body_model
 from hmn_blender_addon.fitting import FitSettings, fit_bodies
+from hmn_blender_addon.metrics.cycles import heel_strikes_from_joints
+from hmn_blender_addon.metrics.gait import gait_markers
+from hmn_blender_addon.normative import CADENCE_BAND_STEPS_PER_MIN, WALKING_SPEED_BAND_M_S
+from hmn_blender_addon.report import world_from_camera
 
 CALIBRATED_FOCAL_PX = 2520.0  # the clip's Calib_demo.toml
 
@@ -37,3 +41,26 @@ def test_the_fitted_walker_stands_on_the_ground_and_walks_right_to_left(fitted):
     assert fit.ground_normal[1] < -0.9
     heights = pelvis @ fit.ground_normal - fit.ground_offset_m
     assert 0.75 < np.median(heights) < 1.15  # an adult's pelvis above the floor
+
+
+def test_the_walkers_speed_and_cadence_are_those_of_normal_adult_walking(fitted):
+    """Speed within the slow-to-fast pace of healthy adults, 0.82-1.72 m/s (Murtagh et al. 2020), and
+    cadence within the normal walking cadence of adults, 81-138 steps/min (Tudor-Locke & Rowe 2012):
+    ``normative.WALKING_SPEED_BAND_M_S`` and ``CADENCE_BAND_STEPS_PER_MIN``, at the fitted body's scale."""
+    keypoints, fit = fitted
+    seen = np.flatnonzero(keypoints.present)
+    joints = fit.joints_m[seen]
+    lab = world_from_camera(fit.ground_normal, fit.ground_offset_m, joints[:, 0])
+    joints_lab = joints @ lab[:3, :3].T + lab[:3, 3]
+    strikes = heel_strikes_from_joints(joints_lab, keypoints.fps)
+    gait = gait_markers(joints_lab, strikes, keypoints.fps)
+    print(
+        f"\nSports2D walker: {gait['walking_speed_m_s']:.2f} m/s, "
+        f"{gait['cadence_steps_per_min']:.0f} steps/min, stride {gait['stride_length_m']['mean']:.2f} m"
+    )
+    assert WALKING_SPEED_BAND_M_S == (0.82, 1.72) and CADENCE_BAND_STEPS_PER_MIN == (81.0, 138.0)
+    assert WALKING_SPEED_BAND_M_S[0] <= gait["walking_speed_m_s"] <= WALKING_SPEED_BAND_M_S[1]
+    assert CADENCE_BAND_STEPS_PER_MIN[0] <= gait["cadence_steps_per_min"] <= CADENCE_BAND_STEPS_PER_MIN[1]
+    # the walk is steady: stride length and step times the same on both sides within 10%
+    assert gait["stride_length_m"]["sd"] < 0.1 * gait["stride_length_m"]["mean"]
+    assert gait["symmetry_index_pct"]["step_time"] < 10.0

@@ -27,6 +27,8 @@ def test_run_writes_every_output(result):
     assert names == [
         "plots",
         "plots/angle_curves.png",
+        "plots/coordination.png",
+        "plots/gait.png",
         "plots/spine_profile.png",
         "plots/symmetry.png",
         "reconstruction.npz",
@@ -53,6 +55,11 @@ def test_report_follows_the_contract(result):
             entry = metrics[block][plane]
             assert set(entry) == {"mean", "sd", "per_cycle"} and 0 < entry["mean"] < 45
     assert set(metrics["symmetry_index_pct"]) == {"lateral_bending", "axial_rotation", "spinal"}
+    gait = metrics["gait"]
+    assert gait["scale"] == {"source": "fitted_shape", "factor": 1.0}
+    assert 0.5 < gait["walking_speed_m_s"] < 2.0 and 70 < gait["cadence_steps_per_min"] < 150
+    for plane in ("transverse", "frontal"):
+        assert 0 <= metrics["coordination_deg"][plane]["mean"] <= 180
     assert report["camera"]["focal_source"] == "default"
     # the sample is a clean render: the fitted body reprojects within a few pixels
     assert report["quality"]["reprojection_px"] < 5 and report["quality"]["frames_with_person"] == 1.0
@@ -97,3 +104,24 @@ def test_a_missing_video_is_one_clear_line_and_writes_nothing(tmp_path):
     )
     assert cli.returncode == 2
     assert cli.stderr.strip().splitlines()[-1].startswith(f"hmn: error: {missing}: ")
+
+
+def test_the_subject_height_scales_the_gait_distances_only(result, tmp_path):
+    """A re-run with the height given reuses the cached fit: distances scale by height / fitted
+    stature, times and angles stay."""
+    report = json.loads(result.report_path.read_text())
+    fitted_height = report["body"]["height_m"]
+    settings = RunSettings(**{**QUICK.__dict__, "subject_height_m": 1.8, "write_blend": False})
+    scaled = run(SAMPLE_CLIP, tmp_path / "tall", settings).report
+    gait, scaled_gait = report["metrics"]["gait"], scaled["metrics"]["gait"]
+    factor = 1.8 / fitted_height
+    assert scaled_gait["scale"] == {"source": "subject_height", "factor": pytest.approx(factor)}
+    assert scaled_gait["walking_speed_m_s"] == pytest.approx(factor * gait["walking_speed_m_s"])
+    assert scaled_gait["stride_length_m"]["mean"] == pytest.approx(factor * gait["stride_length_m"]["mean"])
+    assert scaled_gait["cadence_steps_per_min"] == pytest.approx(gait["cadence_steps_per_min"])
+    assert scaled["metrics"]["lumbar_rom_deg"] == report["metrics"]["lumbar_rom_deg"]
+    assert scaled["settings"]["subject_height_m"] == 1.8
+    with pytest.raises(HMNError) as info:
+        run(SAMPLE_CLIP, tmp_path / "cm", RunSettings(subject_height_m=180.0))
+    assert str(info.value) == "--subject-height-m: must be 0.5 to 2.5 metres, got 180.0"
+    assert not (tmp_path / "cm").exists()

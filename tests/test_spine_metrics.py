@@ -167,6 +167,8 @@ def test_reports_are_written_with_the_section_10_keys(tmp_path):
     paths = write_reports(tmp_path, report, result, morphology, FPS)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in paths) == [
         "plots/angle_curves.png",
+        "plots/coordination.png",
+        "plots/gait.png",
         "plots/spine_profile.png",
         "plots/symmetry.png",
         "report.csv",
@@ -176,11 +178,28 @@ def test_reports_are_written_with_the_section_10_keys(tmp_path):
     assert set(data) == {"video", "body", "spine_morphology", "metrics", "quality", "timing_s"}
     assert data["spine_morphology"]["lumbar_lordosis_deg"] == pytest.approx(45.0)
     assert data["spine_morphology"]["source"] == "body_surface"
-    assert set(data["metrics"]) == {"cycles", "lumbar_rom_deg", "pelvic_range_deg", "symmetry_index_pct"}
+    assert set(data["metrics"]) == {
+        "cycles",
+        "lumbar_rom_deg",
+        "pelvic_range_deg",
+        "symmetry_index_pct",
+        "gait",
+        "coordination_deg",
+    }
+    # the walk: pelvis at 1.2 m/s, a strike every 20 frames, ankles 0.3 m ahead of / behind the pelvis
+    gait = data["metrics"]["gait"]
+    assert gait["walking_speed_m_s"] == pytest.approx(1.2)
+    assert gait["stride_length_m"]["mean"] == pytest.approx(1.2 * STRIDE / FPS)
+    assert gait["cadence_steps_per_min"] == pytest.approx(60 / (STRIDE / 2 / FPS))
+    assert gait["step_length_m"] == pytest.approx({"left": 0.6, "right": 0.6})
+    assert gait["symmetry_index_pct"] == pytest.approx({"step_time": 0.0, "step_length": 0.0})
+    assert set(data["metrics"]["coordination_deg"]) == {"transverse", "frontal"}
     rows = dict(csv.reader((tmp_path / "report.csv").open()))
     assert float(rows["metrics.lumbar_rom_deg.frontal.mean"]) == pytest.approx(10.0)
     assert float(rows["metrics.lumbar_rom_deg.frontal.per_cycle.2"]) == pytest.approx(10.0)
     assert rows["metrics.cycles.source"] == "heel_strikes"
+    assert float(rows["metrics.gait.walking_speed_m_s"]) == pytest.approx(1.2)
+    assert rows["metrics.gait.scale.source"] == "fitted_shape"
     assert (tmp_path / "plots" / "angle_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.rglob("*.part*"))
     assert isinstance(result, SpineMetrics)

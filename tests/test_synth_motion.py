@@ -7,10 +7,13 @@ import itertools
 import numpy as np
 import pytest
 
-from hmn_blender_addon.metrics.cycles import spine_metrics
+from hmn_blender_addon.errors import HMNError
+from hmn_blender_addon.metrics.cycles import spine_metrics, walk_metrics
 from hmn_blender_addon.spine.profile import back_surface_z
+from hmn_blender_addon.synth.command import SynthSettings, check_settings
 from hmn_blender_addon.synth.gait import GaitSettings, make_motion, rest_body
 from hmn_blender_addon.synth.spine import KYPHOSIS_RANGE_DEG, LORDOSIS_RANGE_DEG
+from hmn_blender_addon.synth.trunk import healthy_relative_phase_deg
 
 
 @pytest.fixture(scope="session")
@@ -106,3 +109,43 @@ def test_without_the_mocap_folder_a_procedural_walk_stands_in(tmp_path):
     # walking forward at a normal speed for the body's size (1.0 to 1.6 m/s)
     speed = (motion.joints_m[-1, 0, 2] - motion.joints_m[0, 0, 2]) / (89 / 30.0)
     assert 1.0 < speed < 1.6
+
+
+def _walk_block(motion, fps: float = 30.0) -> dict:
+    return walk_metrics(motion.anatomical_rotations, motion.joints_m, motion.heel_strikes, fps)
+
+
+def test_coordination_phase_sets_the_thorax_pelvis_relative_phase(walks, mocap_dir):
+    motion, _ = walks["normal"]
+    # the default: healthy walking's phase at the walk's speed
+    block = _walk_block(motion)
+    speed = block["gait"]["walking_speed_m_s"]
+    assert 0.8 < speed < 1.6
+    assert motion.coordination_phase_deg == pytest.approx(healthy_relative_phase_deg(speed), abs=3.0)
+    assert block["coordination_deg"]["transverse"]["mean"] == pytest.approx(
+        motion.coordination_phase_deg, abs=3
+    )
+    for phase in (20.0, 110.0):
+        shifted = make_motion(GaitSettings(3, 7, 90, 30.0, 1.0, 0.0, coordination_phase_deg=phase), mocap_dir)
+        shifted_block = _walk_block(shifted)
+        assert shifted_block["coordination_deg"]["transverse"]["mean"] == pytest.approx(phase, abs=3.0)
+        # the phase moves the thorax only: the pelvis, lumbar spine and legs are those of the walk
+        assert shifted_block["lumbar_rom_deg"] == block["lumbar_rom_deg"]
+        assert shifted_block["gait"] == block["gait"]
+    with pytest.raises(HMNError, match=r"^--coordination-phase: must be 0 to 180 degrees, got 200"):
+        check_settings(SynthSettings(seed=0, body_seed=0, coordination_phase_deg=200.0))
+
+
+def test_truth_gait_markers_are_those_of_the_true_body(walks):
+    motion, _ = walks["normal"]
+    gait = _walk_block(motion)["gait"]
+    strikes = motion.heel_strikes
+    stride_frames = [b - a for side in strikes.values() for a, b in itertools.pairwise(side)]
+    # cadence = 2 steps per stride: within a frame's rounding of 120 / mean stride time
+    assert gait["cadence_steps_per_min"] == pytest.approx(120 / (np.mean(stride_frames) / 30.0), rel=0.05)
+    # stride length ~ speed x stride time (the pelvis and the feet travel together)
+    assert gait["stride_length_m"]["mean"] == pytest.approx(
+        gait["walking_speed_m_s"] * np.mean(stride_frames) / 30.0, rel=0.05
+    )
+    # adult stride lengths are about 0.8 to 0.9 statures; accept 0.5 to 1.0 for a slow to brisk walk
+    assert 0.5 < gait["stride_length_m"]["mean"] / motion.stature_m < 1.0

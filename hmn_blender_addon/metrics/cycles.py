@@ -1,5 +1,8 @@
 """Gait events, cycles, per-cycle ranges, the symmetry index and the ``metrics`` block (DESIGN.md 6, 10).
 
+:func:`walk_metrics` makes the whole block: the spine's (:func:`spine_metrics`), the gait markers
+(:mod:`.gait`) and the thorax-pelvis coordination (:mod:`.coordination`).
+
 Heel strikes follow Zeni et al. 2008 (REFERENCES.md section 4): a heel strike is a maximum of the
 heel's position relative to the sacrum along the direction of progression; the ankle joint centre
 stands in for the heel and the pelvis joint for the sacrum.
@@ -14,6 +17,8 @@ from scipy.signal import find_peaks
 
 from ..skeleton import SMPL_JOINT_INDEX, VERTEBRA_NAMES
 from .angles import Y_UP, lab_rotation, lumbar_angles, pelvic_angles
+from .coordination import coordination_markers
+from .gait import gait_markers
 
 # The shortest plausible stride (same foot) and the share of the signal's span a peak must stand
 # out by: walking strides last about 0.9 to 1.4 s.
@@ -150,3 +155,43 @@ def spine_metrics(
             "spinal": 0.5 * (lateral + axial),
         },
     }
+
+
+def thorax_pelvis_angles_deg(
+    anatomical: np.ndarray,
+    pelvis_path_m: np.ndarray,
+    up: np.ndarray = Y_UP,
+    vertebra_names: tuple[str, ...] = VERTEBRA_NAMES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 3) thorax (T1) and (T, 3) pelvis (S1) angles in the lab (tilt, obliquity, rotation), degrees."""
+    lab = lab_rotation(pelvis_path_m, up=up)
+    thorax = pelvic_angles(anatomical[:, vertebra_names.index("T1")], lab)
+    pelvis = pelvic_angles(anatomical[:, vertebra_names.index("S1")], lab)
+    return np.degrees(thorax), np.degrees(pelvis)
+
+
+def walk_metrics(
+    anatomical: np.ndarray,
+    joints_lab_m: np.ndarray,
+    strikes: dict[str, list[int]],
+    fps: float,
+    scale: float = 1.0,
+    scale_source: str = "fitted_shape",
+    up: np.ndarray = Y_UP,
+    vertebra_names: tuple[str, ...] = VERTEBRA_NAMES,
+) -> dict:
+    """The whole ``metrics`` block (section 10): :func:`spine_metrics` plus ``gait``
+    (:func:`.gait.gait_markers`) and ``coordination_deg`` (:func:`.coordination.coordination_markers`).
+
+    Args:
+        anatomical: (T, L, 3, 3) anatomical vertebra frames in the lab frame; joints_lab_m: (T, 24, 3);
+        strikes: heel-strike frames per foot; fps; scale and scale_source: see :func:`.gait.gait_markers`.
+    """
+    pelvis_path = joints_lab_m[:, SMPL_JOINT_INDEX["pelvis"]]
+    block = spine_metrics(anatomical, pelvis_path, strikes, up, vertebra_names)
+    thorax, pelvis = thorax_pelvis_angles_deg(anatomical, pelvis_path, up, vertebra_names)
+    block["gait"] = gait_markers(joints_lab_m, strikes, fps, scale, scale_source, up)
+    block["coordination_deg"] = coordination_markers(
+        thorax, pelvis, gait_cycles(strikes) or [(0, len(thorax))]
+    )[0]
+    return block

@@ -1,9 +1,9 @@
 """``synth``: render one ground-truth gait clip (DESIGN.md sections 7 and 10).
 
 ``python -m hmn_blender_addon synth --out DIR --seed N [--view side|oblique|front] [--frames N]
-[--fps N] [--size WxH] [--lumbar-rom-scale X] [--asymmetry X] [--body-seed N] [--engine
-workbench|cycles] [--clothes] [--mocap-dir DIR]`` writes ``DIR/clip.mp4``, ``DIR/truth.json`` and
-``DIR/masks.npz``. The same arguments give the same truth and frames.
+[--fps N] [--size WxH] [--lumbar-rom-scale X] [--asymmetry X] [--coordination-phase DEG]
+[--body-seed N] [--engine workbench|cycles] [--clothes] [--mocap-dir DIR]`` writes
+``DIR/clip.mp4``, ``DIR/truth.json`` and ``DIR/masks.npz``. The same arguments give the same truth and frames.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class SynthSettings:
     height: int = 480
     lumbar_rom_scale: float = 1.0
     asymmetry: float = 0.0
+    coordination_phase_deg: float | None = None
     engine: str = "workbench"
     clothes: bool = False
 
@@ -79,6 +80,9 @@ def check_settings(settings: SynthSettings) -> None:
         raise HMNError("--lumbar-rom-scale", f"must be 0 to 3, got {settings.lumbar_rom_scale}")
     if not 0.0 <= settings.asymmetry < 1.0:
         raise HMNError("--asymmetry", f"must be at least 0 and below 1, got {settings.asymmetry}")
+    phase = settings.coordination_phase_deg
+    if phase is not None and not 0.0 <= phase <= 180.0:
+        raise HMNError("--coordination-phase", f"must be 0 to 180 degrees, got {phase}")
     if settings.engine not in ("workbench", "cycles"):
         raise HMNError("--engine", f"must be workbench or cycles, not {settings.engine!r}")
 
@@ -92,6 +96,7 @@ def clip_truth(settings: SynthSettings, mocap_dir: Path = DEFAULT_MOCAP_DIR) -> 
         settings.fps,
         settings.lumbar_rom_scale,
         settings.asymmetry,
+        settings.coordination_phase_deg,
     )
     motion = make_motion(gait, mocap_dir)
     rng = np.random.default_rng([settings.seed, 4])
@@ -169,6 +174,7 @@ def _handle(args: argparse.Namespace, progress: Progress) -> int:
         height=args.size[1],
         lumbar_rom_scale=args.lumbar_rom_scale,
         asymmetry=args.asymmetry,
+        coordination_phase_deg=args.coordination_phase,
         engine=args.engine,
         clothes=args.clothes,
     )
@@ -180,6 +186,9 @@ def _handle(args: argparse.Namespace, progress: Progress) -> int:
         f"lumbar ROM sagittal/frontal/transverse {rom['sagittal']['mean']:.1f}/{rom['frontal']['mean']:.1f}/"
         f"{rom['transverse']['mean']:.1f} deg over {metrics['cycles']['count']} cycles; "
         f"symmetry index {metrics['symmetry_index_pct']['spinal']:.1f}%; "
+        f"speed {metrics['gait']['walking_speed_m_s']:.2f} m/s, cadence "
+        f"{metrics['gait']['cadence_steps_per_min']:.0f} steps/min, thorax-pelvis transverse phase "
+        f"{metrics['coordination_deg']['transverse']['mean']:.0f} deg; "
         f"motion {clip.timing_s['motion']:.1f} s, render {clip.timing_s['render']:.1f} s"
     )
     return 0
@@ -196,6 +205,13 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--size", type=_size, default=(640, 480), help="WIDTHxHEIGHT (default 640x480)")
     parser.add_argument("--lumbar-rom-scale", type=float, default=1.0, help="1 = physiological lumbar ranges")
     parser.add_argument("--asymmetry", type=float, default=0.0, help="0 = symmetric; 0.3 = clearly antalgic")
+    parser.add_argument(
+        "--coordination-phase",
+        type=float,
+        metavar="DEG",
+        help="thorax-pelvis transverse relative phase, 0 (in phase) to 180 (anti-phase); "
+        "default: healthy walking's at the walk's speed",
+    )
     parser.add_argument("--engine", default="workbench", choices=("workbench", "cycles"))
     parser.add_argument("--clothes", action="store_true", help="skin-tight shorts and top in seeded colours")
     parser.add_argument(

@@ -8,8 +8,9 @@ the floor at y = 0. Steps:
 2. A CMU walk and a window of it come from the seed (a stride repeated when the clip is short);
    where the CMU folder is absent, the procedural walk of :mod:`.procedural` stands in.
    Its gait phase (0 at each left heel strike) drives the trunk model; its legs and arms are
-   retargeted through the body bridge, keeping the thighs' and collars' captured world
-   orientations under the model's pelvis and thorax; its pelvis orientation and spine rotations
+   retargeted through the body bridge, keeping the thighs' captured world orientations under the
+   model's pelvis and the collars' captured rotations relative to the model's thorax (so the
+   shoulders follow the thorax); its pelvis orientation and spine rotations
    are replaced by the trunk model, and the neck and head move with the thorax (the captured
    neck extends to compensate the captured spine's flexion, which the model replaces); its
    pelvis path, turned to walk along +z and scaled by leg length, keeps its sway and progression.
@@ -44,7 +45,13 @@ from .clothing import garment_regions
 from .phenotype import Phenotype, sample_phenotype
 from .procedural import procedural_clip
 from .spine import sample_profile
-from .trunk import TrunkAmplitudes, joint_rotations, region_angles_rad, sample_amplitudes
+from .trunk import (
+    TrunkAmplitudes,
+    healthy_relative_phase_deg,
+    joint_rotations,
+    region_angles_rad,
+    sample_amplitudes,
+)
 
 ANNY_SPINE_BONES = ("spine05", "spine04", "spine03", "spine02", "spine01")
 REPLACED_SMPL_JOINTS = ("spine1", "spine2", "spine3")
@@ -60,6 +67,7 @@ class GaitSettings:
     fps: float
     lumbar_rom_scale: float
     asymmetry: float
+    coordination_phase_deg: float | None = None  # None: healthy walking's at the walk's speed
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,7 @@ class Motion:
     stature_m: float
     rest_spine: RestSpine
     amplitudes: TrunkAmplitudes
+    coordination_phase_deg: float  # the thorax-pelvis transverse phase the trunk model was given
     source: str  # mocap clip and frames used
 
 
@@ -199,15 +208,15 @@ def _straighten(transl_m: np.ndarray, scale: float) -> tuple[np.ndarray, Rotatio
     return scale * path, turn
 
 
-def _retarget_limbs(
-    local_rotvec: np.ndarray, turn: Rotation, pelvis_rotation: np.ndarray, thorax_rotation: np.ndarray
-) -> np.ndarray:
-    """(T, 24, 3) SMPL rotations with the trunk replaced and the limbs' world orientations kept.
+def _retarget_limbs(local_rotvec: np.ndarray, turn: Rotation, pelvis_rotation: np.ndarray) -> np.ndarray:
+    """(T, 24, 3) SMPL rotations with the trunk replaced, the legs' world orientations kept.
 
-    The hips (children of the pelvis) and the collars (children of spine3) get the local rotation
-    that keeps their captured world orientation (after the heading turn) under the new pelvis and
-    thorax; the pelvis is the trunk model's; spine1..3 (the vertebra model drives Anny's spine
-    bones directly), neck and head are zero.
+    The hips (children of the pelvis) get the local rotation that keeps their captured world
+    orientation (after the heading turn) under the new pelvis, so the feet land where they were
+    captured; the collars keep their captured local rotation, so the shoulders and arms ride on the
+    model's thorax (its rotation, hence the thorax-pelvis coordination, shows in the shoulders);
+    the pelvis is the trunk model's; spine1..3 (the vertebra model drives Anny's spine bones
+    directly), neck and head are zero.
     """
     frames = local_rotvec.shape[0]
     local = Rotation.from_rotvec(local_rotvec.reshape(-1, 3)).as_matrix().reshape(frames, -1, 3, 3)
@@ -216,13 +225,10 @@ def _retarget_limbs(
     out[:, 0] = pelvis_rotation
     for name in (*REPLACED_SMPL_JOINTS, "neck", "head"):
         out[:, SMPL_JOINT_INDEX[name]] = np.eye(3)
-    for name, parent in (
-        ("left_hip", pelvis_rotation),
-        ("right_hip", pelvis_rotation),
-        ("left_collar", thorax_rotation),
-        ("right_collar", thorax_rotation),
-    ):
-        out[:, SMPL_JOINT_INDEX[name]] = np.swapaxes(parent, -1, -2) @ world[:, SMPL_JOINT_INDEX[name]]
+    for name in ("left_hip", "right_hip"):
+        out[:, SMPL_JOINT_INDEX[name]] = (
+            np.swapaxes(pelvis_rotation, -1, -2) @ world[:, SMPL_JOINT_INDEX[name]]
+        )
     return Rotation.from_matrix(out.reshape(-1, 3, 3)).as_rotvec().reshape(frames, -1, 3)
 
 
@@ -304,15 +310,16 @@ def make_motion(settings: GaitSettings, mocap_dir: Path) -> Motion:
     clip, phase = pick_clip(usable_clips(Path(mocap_dir), settings.fps), settings.frames, rng)
     index, offsets, phase, source = motion_window(clip, phase, settings.frames, rng)
     amplitudes = sample_amplitudes(rng, settings.lumbar_rom_scale)
-    angles = region_angles_rad(phase, amplitudes, settings.asymmetry)
-    pelvis_rotation = rotation_from_cardan(angles["pelvis"])
-    joints = joint_rotations(angles["lumbar"], angles["thoracic"])
-
     path, turn = _straighten(
         clip.root_transl_m[index] + offsets, _leg_length(body.joints_m) / _leg_length(SMPL_LIKE_REST_JOINTS_M)
     )
-    thorax = pelvis_rotation @ _product(joints)
-    local = _retarget_limbs(clip.local_rotvec_rad[index].astype(np.float64), turn, pelvis_rotation, thorax)
+    coordination_deg = settings.coordination_phase_deg
+    if coordination_deg is None:
+        coordination_deg = healthy_relative_phase_deg(path[-1, 2] * settings.fps / (settings.frames - 1))
+    angles = region_angles_rad(phase, amplitudes, settings.asymmetry, np.radians(coordination_deg))
+    pelvis_rotation = rotation_from_cardan(angles["pelvis"])
+    joints = joint_rotations(angles["lumbar"], angles["thoracic"])
+    local = _retarget_limbs(clip.local_rotvec_rad[index].astype(np.float64), turn, pelvis_rotation)
     pose = anny_pose_from_smpl(local, path)
     pose |= _spine_bone_deltas(joints, spine, body)
 
@@ -352,5 +359,6 @@ def make_motion(settings: GaitSettings, mocap_dir: Path) -> Motion:
         stature_m=body.stature_m,
         rest_spine=spine,
         amplitudes=amplitudes,
+        coordination_phase_deg=float(coordination_deg),
         source=source,
     )

@@ -5,7 +5,10 @@ drawn uniformly from physiological intervals at scale 1 (REFERENCES.md section 1
 Smith 2002, Crosbie 1997): pelvic tilt 3-5 deg (twice per stride), obliquity 6-10 and rotation 8-12
 (once per stride); lumbar sagittal 3-6 (twice per stride), frontal 8-12 (against the obliquity:
 the trunk stays upright over a dropping pelvis), transverse 6-10 (counter-rotating the pelvis);
-thoracic sagittal 2-3, frontal 4-6, transverse 6-10. ``rom_scale`` multiplies the lumbar ranges
+thoracic (T1 on L1) sagittal 2-3 and frontal 4-6; in the transverse plane the thorax's rotation in
+the lab takes a range of 6-10 and a phase relative to the pelvis's (``coordination_phase``: 0 =
+in phase, 180 deg = anti-phase), and the thoracic levels take what the pelvis and lumbar rotations
+leave of it (small-angle sum). ``rom_scale`` multiplies the lumbar ranges
 only (a stiff lumbar spine over a normal pelvis). ``asymmetry`` a stretches excursions toward the
 left by (1 + a) and shrinks those toward the right by (1 - a) in the lumbar frontal and transverse
 planes and the pelvic obliquity and rotation (an antalgic-like gait), keeping each range.
@@ -27,8 +30,13 @@ from ..spine.segments import LUMBAR_LEVEL_ROM, THORACIC_LEVEL_ROM, level_weights
 RANGES_DEG = {
     "pelvis": ((3.0, 5.0), (6.0, 10.0), (8.0, 12.0)),
     "lumbar": ((3.0, 6.0), (8.0, 12.0), (6.0, 10.0)),
-    "thoracic": ((2.0, 3.0), (4.0, 6.0), (6.0, 10.0)),
+    "thoracic": ((2.0, 3.0), (4.0, 6.0), (6.0, 10.0)),  # transverse: the thorax in the lab
 }
+# Thorax-pelvis transverse relative phase of healthy walking against speed: in phase when slow,
+# toward anti-phase when fast (REFERENCES.md section 1: Lamoth 2002, Selles 2001). The two points
+# (about 20 deg at 0.4 m/s, 100 deg at 1.5 m/s) are recalled from Lamoth et al. 2002's treadmill
+# speeds 1.4-5.4 km/h, UNVERIFIED: the default of synthetic clips only, never a norm in a report.
+HEALTHY_PHASE_POINTS = ((0.4, 20.0), (1.5, 100.0))
 
 
 @dataclass(frozen=True)
@@ -47,19 +55,27 @@ def sample_amplitudes(rng: np.random.Generator, rom_scale: float) -> TrunkAmplit
     return TrunkAmplitudes(drawn["pelvis"], lumbar, drawn["thoracic"])
 
 
+def healthy_relative_phase_deg(speed_m_s: float) -> float:
+    """Thorax-pelvis transverse relative phase (deg) of healthy walking at a speed (clamped outside
+    :data:`HEALTHY_PHASE_POINTS`)."""
+    (slow, slow_deg), (fast, fast_deg) = HEALTHY_PHASE_POINTS
+    return float(np.interp(speed_m_s, [slow, fast], [slow_deg, fast_deg]))
+
+
 def _skew(wave: np.ndarray, asymmetry: float) -> np.ndarray:
     """Stretch positive (leftward) excursions by 1 + a and shrink negative ones by 1 - a."""
     return wave * np.where(wave > 0, 1.0 + asymmetry, 1.0 - asymmetry)
 
 
 def region_angles_rad(
-    phase_rad: np.ndarray, amplitudes: TrunkAmplitudes, asymmetry: float
+    phase_rad: np.ndarray, amplitudes: TrunkAmplitudes, asymmetry: float, coordination_phase_rad: float
 ) -> dict[str, np.ndarray]:
     """(T, 3) Cardan angles (flexion, bending +left, rotation +left) per region over the gait phase.
 
     Phase 0 is the left heel strike: the pelvis is turned toward the right (left hip forward) and,
     loading the left leg, drops on the right in early stance; the lumbar spine bends and turns the
-    other way, and the thoracic spine continues it.
+    other way, the thoracic spine continues the bending, and the thorax turns in the lab
+    ``coordination_phase_rad`` after the pelvis.
     """
     phi = np.asarray(phase_rad, dtype=np.float64)
     half = {region: np.radians(np.asarray(ranges)) / 2 for region, ranges in vars(amplitudes).items()}
@@ -68,11 +84,12 @@ def region_angles_rad(
     def planes(region: str, sagittal: np.ndarray, frontal: np.ndarray, transverse: np.ndarray) -> np.ndarray:
         return half[region] * np.stack([sagittal, frontal, transverse], axis=1)
 
-    return {
-        "pelvis": planes("pelvis", twice, _skew(-side, asymmetry), _skew(-turn, asymmetry)),
-        "lumbar": planes("lumbar", np.cos(2 * phi + 0.5), _skew(side, asymmetry), _skew(turn, asymmetry)),
-        "thoracic": planes("thoracic", twice, side, turn),
-    }
+    pelvis = planes("pelvis", twice, _skew(-side, asymmetry), _skew(-turn, asymmetry))
+    lumbar = planes("lumbar", np.cos(2 * phi + 0.5), _skew(side, asymmetry), _skew(turn, asymmetry))
+    thorax_in_lab = -half["thoracic"][2] * np.cos(phi - coordination_phase_rad)
+    thoracic = planes("thoracic", twice, side, np.zeros_like(phi))
+    thoracic[:, 2] = thorax_in_lab - pelvis[:, 2] - lumbar[:, 2]
+    return {"pelvis": pelvis, "lumbar": lumbar, "thoracic": thoracic}
 
 
 def joint_rotations(lumbar_rad: np.ndarray, thoracic_rad: np.ndarray) -> np.ndarray:

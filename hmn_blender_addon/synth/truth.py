@@ -8,7 +8,9 @@ spine1/2/3 = ``spine03``/``spine02``/``spine01``). Beyond section 10's keys: ``v
 ``vertebra_static_frames`` (19 x 3 x 3, the same frames in the static posture, lab axes), from
 which section 6's anatomical frames follow (``metrics.angles.anatomical_rotations`` with the
 identity as body axes); ``world_to_camera`` leads back to the lab frame (y up, z the direction of
-walking, floor y = 0); ``settings``, ``source`` and ``trunk_ranges_deg`` record how the clip was made.
+walking, floor y = 0); ``settings``, ``source``, ``trunk_ranges_deg`` and ``coordination_phase_deg``
+(the thorax-pelvis phase the trunk model was given) record how the clip was made. ``metrics``
+holds the gait markers and the coordination too (``metrics.cycles.walk_metrics``, at the true scale).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path, write_text_atomic
-from ..metrics.cycles import spine_metrics
+from ..metrics.cycles import walk_metrics
 from ..skeleton import SMPL_JOINT_NAMES, VERTEBRA_NAMES
 from .camera import Camera, to_camera
 from .gait import Motion
@@ -65,8 +67,11 @@ def truth_dict(motion: Motion, camera: Camera, fps: float, settings: dict) -> di
             "thoracic_kyphosis_deg": profile.kyphosis_deg,
             "sacral_slope_deg": profile.sacral_slope_deg,
         },
-        "metrics": spine_metrics(motion.anatomical_rotations, motion.joints_m[:, 0], motion.heel_strikes),
+        "metrics": walk_metrics(
+            motion.anatomical_rotations, motion.joints_m, motion.heel_strikes, fps, scale_source="truth"
+        ),
         "trunk_ranges_deg": asdict(motion.amplitudes),
+        "coordination_phase_deg": motion.coordination_phase_deg,
         "source": motion.source,
         "settings": settings,
     }
