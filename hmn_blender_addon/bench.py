@@ -34,8 +34,9 @@ Stages, each timed per clip:
   stage whose module or function does not exist yet is reported as not available; nothing
   stands in for it.
 
+The stages run on an empty stage cache of their own, so that their speed is the work's.
 Writes ``DIR/bench.json`` (``clips``, ``summary``, ``summary_by_view``, ``coordination_ranking``,
-``speed``, ``stages``) and prints one table.
+``smoothers``, ``speed``, ``stages``), ``DIR/bench.md`` (the README's table) and prints one table.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_text_atomic
+from .cache import fresh_cache
 from .errors import HMNError
 from .metrics.accuracy import accel_error_mm, hausdorff_mm, mpjpe_mm, pa_mpjpe_mm, psnr_db, silhouette_iou
 from .metrics.angles import anatomical_rotations
@@ -334,9 +336,9 @@ def fitted_height_m(reconstruction) -> float:
 
 
 def coordination_ranking(clips: list[dict]) -> dict[str, float] | None:
-    """Share of the pairs of clips of one walk (same seeds and view) whose true transverse phases
-    differ by at least :data:`RANK_MIN_DIFFERENCE_DEG` that the estimates order as the truth does;
-    None when the set has no such pair. Each clip: {"walk", "true_phase_deg", "phase_deg"}."""
+    """Share of the pairs of clips of one walk (same seeds and view) made with transverse phases at
+    least :data:`RANK_MIN_DIFFERENCE_DEG` apart that the estimates order as they were made; None
+    when the set has no such pair. Each clip: {"walk", "true_phase_deg" (as made), "phase_deg"}."""
     pairs = [
         (a, b)
         for i, a in enumerate(clips)
@@ -448,7 +450,8 @@ def run_bench(folders: list[Path], progress: Progress, smoother_rows: bool = Tru
                 "failures": failures,
                 "coordination": {
                     "walk": [settings.get(k) for k in ("seed", "body_seed", "view")],
-                    "true_phase_deg": truth["metrics"]["coordination_deg"]["transverse"]["mean"],
+                    # the phase the clip was made with (None: the walk's default)
+                    "true_phase_deg": settings.get("coordination_phase_deg"),
                     "phase_deg": phase,
                 },
             }
@@ -470,7 +473,7 @@ def run_bench(folders: list[Path], progress: Progress, smoother_rows: bool = Tru
         }
         smoothers = {"rendered": rendered, "mocap": mocap_smoother_rows()}
     ranking = coordination_ranking(
-        [c["coordination"] for c in clips if c["coordination"]["phase_deg"] is not None]
+        [c["coordination"] for c in clips if None not in c["coordination"].values()]
     )
     pipeline_seconds = sum(seconds[label] for label in stages)  # each runs the whole pipeline
     return {
@@ -540,11 +543,7 @@ def format_table(bench: dict) -> str:
         lines.append(f"stage {stage}: {state}")
     ranking = bench.get("coordination_ranking")
     if ranking:
-        lines.append(
-            f"thorax-pelvis phase ranking: {100 * ranking['ranked_correctly']:.0f}% of "
-            f"{ranking['pairs']:.0f} pairs of clips of one walk "
-            f"(true phases >= {RANK_MIN_DIFFERENCE_DEG:.0f} deg apart)"
-        )
+        lines.append(f"thorax-pelvis phase ranking: {_ranking_text(ranking)}")
     lines += format_smoothers(bench.get("smoothers"))
     speed = bench["speed"]
     per_stage = ", ".join(
@@ -560,6 +559,62 @@ def format_table(bench: dict) -> str:
             f"Blender keyframing, 3000 frames of all bones: {speed['blender_keyframing_3000_s']:.2f} s"
         )
     return "\n".join(lines)
+
+
+# The README's columns (bench.md): error key -> column heading.
+MARKDOWN_COLUMNS: dict[str, str] = {
+    "mpjpe_mm": "MPJPE mm",
+    "pa_mpjpe_mm": "PA-MPJPE mm",
+    "pelvis_orientation_err_deg": "pelvis orient. err °",
+    "pelvic_tilt_range_err_deg": "pelvic tilt range err °",
+    "lumbar_rom_err_deg_sagittal": "lumbar ROM err sag °",
+    "lumbar_rom_err_deg_frontal": "front. °",
+    "lumbar_rom_err_deg_transverse": "transv. °",
+    "symmetry_index_err_pct": "SI err pts",
+    "walking_speed_err_pct": "speed err %",
+    "walking_speed_err_pct_height": "speed err % (height)",
+    "stride_length_err_pct_height": "stride err % (height)",
+    "cadence_err_pct": "cadence err %",
+    "relative_phase_err_deg_transverse": "phase err transv. °",
+    "relative_phase_err_deg_frontal": "phase err front. °",
+    "lordosis_err_deg": "lordosis err °",
+    "kyphosis_err_deg": "kyphosis err °",
+    "heel_strike_err_frames": "heel strike err fr",
+    "silhouette_iou": "silhouette IoU",
+    "spine_hausdorff_mm": "spine Hausdorff mm",
+    "keypoints_px": "keypoints px",
+}
+
+
+def format_markdown(bench: dict) -> str:
+    """The README's table: a row per clip, the mean per view (bold) and over all clips."""
+    keys = [key for key in MARKDOWN_COLUMNS if key in bench["summary"]]
+    lines = [
+        "| clip | " + " | ".join(MARKDOWN_COLUMNS[key] for key in keys) + " |",
+        "|---" * (len(keys) + 1) + "|",
+    ]
+    rows = [
+        *((c["name"], c["errors"]) for c in bench["clips"]),
+        *((f"**mean {view}**", errors) for view, errors in bench.get("summary_by_view", {}).items()),
+        ("**mean**", bench["summary"]),
+    ]
+    for name, errors in rows:
+        cells = [
+            "-" if key not in errors else f"{errors[key]:.{2 if key == 'silhouette_iou' else 1}f}"
+            for key in keys
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    ranking = bench.get("coordination_ranking")
+    if ranking:
+        lines += ["", f"Thorax-pelvis phase ranking: {_ranking_text(ranking)}."]
+    return "\n".join(lines) + "\n"
+
+
+def _ranking_text(ranking: dict) -> str:
+    return (
+        f"{100 * ranking['ranked_correctly']:.0f}% of {ranking['pairs']:.0f} pairs of clips of one walk "
+        f"(true phases >= {RANK_MIN_DIFFERENCE_DEG:.0f} deg apart) ranked as the truth ranks them"
+    )
 
 
 def format_smoothers(smoothers: dict | None) -> list[str]:
@@ -630,9 +685,11 @@ def _handle(args: argparse.Namespace, progress: Progress) -> int:
             )
             folders = _generated_set(out, design, stage)
         scoring_start = 0.5
-    with progress.stage(scoring_start, 1.0, "bench") as stage:
+    # an empty stage cache: the speed is the work's, not the cache's (the smoother rows reuse its fits)
+    with progress.stage(scoring_start, 1.0, "bench") as stage, fresh_cache():
         bench = run_bench(folders, stage, smoother_rows=not args.no_smoother_rows)
     write_text_atomic(out / "bench.json", json.dumps(bench, indent=1))
+    write_text_atomic(out / "bench.md", format_markdown(bench))
     print("\n" + format_table(bench))
     return 0
 

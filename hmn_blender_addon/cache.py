@@ -15,8 +15,10 @@ import functools
 import hashlib
 import json
 import os
+import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +91,19 @@ def load_stage(stage: str, key: str) -> dict[str, np.ndarray] | None:
         pass
     path.unlink(missing_ok=True)
     return None
+
+
+@contextmanager
+def fresh_cache() -> Iterator[Path]:
+    """An empty stage cache for this process and the workers it starts (anny's cache stays)."""
+    anny = os.environ.get("ANNY_CACHE_DIR", str(cache_dir() / "anny"))
+    saved = os.environ.get("HMN_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix="hmn-fresh-cache-") as folder:
+        os.environ["HMN_CACHE_DIR"], os.environ["ANNY_CACHE_DIR"] = folder, anny
+        try:
+            yield Path(folder)
+        finally:
+            if saved is None:
+                os.environ.pop("HMN_CACHE_DIR")
+            else:
+                os.environ["HMN_CACHE_DIR"] = saved

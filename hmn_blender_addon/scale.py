@@ -9,14 +9,13 @@ empty stage cache of its own, so that it measures the work and not the cache.
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from .batch import run_batch
+from .cache import fresh_cache
 from .pipeline import SAMPLE_CLIP, RunSettings
 
 
@@ -62,24 +61,6 @@ def looped_clip(path: Path, seconds: float, size: tuple[int, int] = (1280, 720))
     cycle = frames + frames[::-1]
     count = round(seconds * fps)
     return write_clip(path, [cycle[i % len(cycle)] for i in range(count)], fps, size)
-
-
-@contextmanager
-def fresh_cache() -> Iterator[Path]:
-    """An empty stage cache for this process and the workers it starts (anny's cache stays)."""
-    from .paths import cache_dir
-
-    anny = os.environ.get("ANNY_CACHE_DIR", str(cache_dir() / "anny"))
-    saved = os.environ.get("HMN_CACHE_DIR")
-    with tempfile.TemporaryDirectory(prefix="hmn-scale-cache-") as folder:
-        os.environ["HMN_CACHE_DIR"], os.environ["ANNY_CACHE_DIR"] = folder, anny
-        try:
-            yield Path(folder)
-        finally:
-            if saved is None:
-                os.environ.pop("HMN_CACHE_DIR")
-            else:
-                os.environ["HMN_CACHE_DIR"] = saved
 
 
 def throughput(

@@ -13,6 +13,7 @@ from hmn_blender_addon.bench import clip_design, score_reconstruction
 from hmn_blender_addon.cli import main
 from hmn_blender_addon.metrics.angles import anatomical_rotations
 from hmn_blender_addon.progress import Progress
+from hmn_blender_addon.temporal.smooth import SMOOTHERS
 
 NO_PAIRS = ("--coordination-walks", "0")  # the phase-ranking clips are the full bench's, not this test's
 
@@ -70,6 +71,16 @@ def test_bench_writes_its_table_and_scores_the_pipeline(bench_run, capsys):
         and bench["summary"]["pa_mpjpe_mm"] < bench["summary"]["mpjpe_mm"]
     )
     assert 0 < bench["speed"]["pipeline_to_keypoints_fps_ratio"] < 1
+    # gait and coordination against the truth; each smoother on the clip's cached fit and on mocap
+    assert {"walking_speed_err_pct_height", "cadence_err_pct", "relative_phase_err_deg_transverse"} <= set(
+        clip["errors"]
+    )
+    assert 0 <= clip["errors"]["pelvis_orientation_err_deg"] < 45
+    assert set(bench["smoothers"]["rendered"]) == set(SMOOTHERS)
+    assert {row["smoother"] for row in bench["smoothers"]["mocap"]} == set(SMOOTHERS)
+    table = (bench_run / "bench.md").read_text().splitlines()
+    assert table[0].startswith("| clip | MPJPE mm | PA-MPJPE mm | pelvis orient. err °")
+    assert table[2].startswith("| 00_side_normal | ") and table[-1].startswith("| **mean** | ")
     # a second run reuses the rendered clip
     video = bench_run / "clips" / "00_side_normal" / "clip.mp4"
     before = video.stat().st_mtime_ns
