@@ -69,7 +69,7 @@ from .synth.truth import read_masks
 RECONSTRUCTION_STAGES: tuple[tuple[str, str, str], ...] = (("fit", ".pipeline", "reconstruct"),)
 VARIANTS = {"normal": (1.0, 0.0), "reduced_rom": (0.5, 0.0), "asymmetric": (1.0, 0.3)}
 COORDINATION_PHASES_DEG = (30.0, 50.0, 120.0)  # pairs 20, 70 and 90 deg apart
-RANK_MIN_DIFFERENCE_DEG = 20.0  # true phases at least this far apart must be ranked as the truth
+RANK_MIN_DIFFERENCE_DEG = 20.0  # clips made at least this far apart must be ranked as made
 SURFACE_EVERY = 15  # frames between body-surface comparisons (each regenerates a true mesh)
 # Joints that MediaPipe and SMPL both name (REFERENCES.md section 6), compared in pixels
 KEYPOINT_JOINTS: tuple[str, ...] = tuple(
@@ -613,7 +613,7 @@ def format_markdown(bench: dict) -> str:
 def _ranking_text(ranking: dict) -> str:
     return (
         f"{100 * ranking['ranked_correctly']:.0f}% of {ranking['pairs']:.0f} pairs of clips of one walk "
-        f"(true phases >= {RANK_MIN_DIFFERENCE_DEG:.0f} deg apart) ranked as the truth ranks them"
+        f"(made >= {RANK_MIN_DIFFERENCE_DEG:.0f} deg apart) ranked as they were made"
     )
 
 

@@ -198,6 +198,18 @@ def test_windows_cover_any_length() -> None:
         np.testing.assert_allclose(out_t, base[:, -3:], atol=1e-5)
 
 
+def test_windows_in_batches_give_the_same_motion() -> None:
+    # the shipped model on a clip of 40 windows: one forward pass or batches of 3 windows
+    model = load_model()
+    rng = np.random.default_rng(5)
+    rot6d = rotvec_to_rot6d(rng.normal(size=(1300, 24, 3)) * 0.2).astype(np.float32)
+    transl = np.cumsum(rng.normal(size=(1300, 3)) * 0.01, axis=0).astype(np.float32)
+    whole = refine_windows(model, rot6d, transl, windows_per_batch=1000)
+    batched = refine_windows(model, rot6d, transl, windows_per_batch=3)
+    for a, b in zip(whole, batched, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 def test_bad_weight_files_raise_hmnerror(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"\x00\x01not a weight file")

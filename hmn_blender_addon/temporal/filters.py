@@ -14,6 +14,8 @@ from scipy import signal
 
 from ..errors import HMNError
 
+FILTER_COLUMNS = 16  # signals filtered at once by butterworth
+
 
 def butterworth(x: np.ndarray, fps: float, cutoff_hz: float = 6.0) -> np.ndarray:
     """Zero-lag 4th-order Butterworth low-pass (2nd order, forward and backward) along axis 0.
@@ -31,7 +33,15 @@ def butterworth(x: np.ndarray, fps: float, cutoff_hz: float = 6.0) -> np.ndarray
     b, a = signal.butter(2, design_hz / nyquist)
     if x.shape[0] < 2:
         return x.copy()
-    return signal.filtfilt(b, a, x, axis=0, padlen=min(3 * len(a), x.shape[0] - 1)).astype(x.dtype)
+    # a block of columns at a time: filtfilt's float64 temporaries stay small for long clips
+    columns = x.reshape(x.shape[0], -1)
+    out = np.empty_like(columns)
+    for start in range(0, columns.shape[1], FILTER_COLUMNS):
+        block = columns[:, start : start + FILTER_COLUMNS]
+        out[:, start : start + FILTER_COLUMNS] = signal.filtfilt(
+            b, a, block, axis=0, padlen=min(3 * len(a), x.shape[0] - 1)
+        )
+    return out.reshape(x.shape)
 
 
 def savitzky_golay(x: np.ndarray, fps: float, window_s: float = 0.5, polyorder: int = 2) -> np.ndarray:

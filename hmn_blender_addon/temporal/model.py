@@ -34,6 +34,7 @@ from .rotation6d import rot6d_to_matrix_torch
 
 DEFAULT_WEIGHTS = DATA_DIR / "temporal_gcn_lstm.safetensors"
 MODEL_FPS = 30.0  # frame rate of the training windows
+WINDOWS_PER_BATCH = 16  # windows per forward pass (about 500 frames): bounds inference memory
 
 
 def normalized_adjacency() -> torch.Tensor:
@@ -123,29 +124,41 @@ def window_starts(num_frames: int, window: int, hop: int) -> np.ndarray:
 
 
 def refine_windows(
-    model: TemporalGcnLstm, rot6d: np.ndarray, transl_m: np.ndarray, window: int = 64, hop: int = 32
+    model: TemporalGcnLstm,
+    rot6d: np.ndarray,
+    transl_m: np.ndarray,
+    window: int = 64,
+    hop: int = 32,
+    windows_per_batch: int = WINDOWS_PER_BATCH,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run the model over a whole clip: (T, 24, 6), (T, 3) -> same shapes, in overlapping windows.
 
     Overlaps are blended with triangular weights so that window edges (where the BiLSTM sees only
-    one side) count least.
+    one side) count least. Windows go through the model ``windows_per_batch`` at a time, so that
+    memory stays flat however long the clip.
     """
     num_frames = rot6d.shape[0]
     flat = np.concatenate([rot6d.reshape(num_frames, -1), transl_m], axis=1)
     base = model.prefilter(flat)
     length = min(window, num_frames)
-    starts = window_starts(num_frames, length, hop)
-    index = starts[:, None] + np.arange(length)[None, :]
-    inputs = [rot6d[index], transl_m[index], base[index, :-3].reshape(*index.shape, -1, 6), base[index, -3:]]
-    with torch.inference_mode():
-        rot_w, transl_w = model(*(torch.from_numpy(x.astype(np.float32)) for x in inputs))
     ramp = np.minimum(np.arange(1, length + 1), np.arange(length, 0, -1)).astype(np.float64)
     weights = np.zeros(num_frames)
     rot_sum = np.zeros((num_frames, *rot6d.shape[1:]))
     transl_sum = np.zeros((num_frames, 3))
-    np.add.at(weights, index, np.broadcast_to(ramp, index.shape))
-    np.add.at(rot_sum, index, rot_w.numpy() * ramp[None, :, None, None])
-    np.add.at(transl_sum, index, transl_w.numpy() * ramp[None, :, None])
+    starts = window_starts(num_frames, length, hop)
+    for first in range(0, len(starts), windows_per_batch):
+        index = starts[first : first + windows_per_batch, None] + np.arange(length)[None, :]
+        inputs = [
+            rot6d[index],
+            transl_m[index],
+            base[index, :-3].reshape(*index.shape, -1, 6),
+            base[index, -3:],
+        ]
+        with torch.inference_mode():
+            rot_w, transl_w = model(*(torch.from_numpy(x.astype(np.float32)) for x in inputs))
+        np.add.at(weights, index, np.broadcast_to(ramp, index.shape))
+        np.add.at(rot_sum, index, rot_w.numpy() * ramp[None, :, None, None])
+        np.add.at(transl_sum, index, transl_w.numpy() * ramp[None, :, None])
     return (rot_sum / weights[:, None, None]).astype(np.float32), (transl_sum / weights[:, None]).astype(
         np.float32
     )

@@ -10,11 +10,26 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+CHUNK_ROTATIONS = 1 << 15  # rotations converted at a time: bounds the temporaries for long clips
+
+
+def _chunked(convert, values: np.ndarray, width: int) -> np.ndarray:
+    """Apply ``convert`` ((N, w_in) -> (N, width)) to the rows of (..., w_in) ``values`` a chunk at a time."""
+    flat = values.reshape(-1, values.shape[-1])
+    out = np.empty((len(flat), width))
+    for start in range(0, len(flat), CHUNK_ROTATIONS):
+        out[start : start + CHUNK_ROTATIONS] = convert(flat[start : start + CHUNK_ROTATIONS])
+    return out.reshape(*values.shape[:-1], width)
+
 
 def rotvec_to_rot6d(rotvec_rad: np.ndarray) -> np.ndarray:
     """(..., 3) axis-angle -> (..., 6): columns 0 and 1 of the rotation matrix, concatenated."""
-    mats = Rotation.from_rotvec(rotvec_rad.reshape(-1, 3)).as_matrix()
-    return np.concatenate([mats[:, :, 0], mats[:, :, 1]], axis=-1).reshape(*rotvec_rad.shape[:-1], 6)
+
+    def convert(rotvecs: np.ndarray) -> np.ndarray:
+        mats = Rotation.from_rotvec(rotvecs).as_matrix()
+        return np.concatenate([mats[:, :, 0], mats[:, :, 1]], axis=-1)
+
+    return _chunked(convert, rotvec_rad, 6)
 
 
 def rot6d_to_matrix(rot6d: np.ndarray) -> np.ndarray:
@@ -28,8 +43,9 @@ def rot6d_to_matrix(rot6d: np.ndarray) -> np.ndarray:
 
 def rot6d_to_rotvec(rot6d: np.ndarray) -> np.ndarray:
     """(..., 6) -> (..., 3) axis-angle."""
-    mats = rot6d_to_matrix(rot6d.astype(np.float64)).reshape(-1, 3, 3)
-    return Rotation.from_matrix(mats).as_rotvec().reshape(*rot6d.shape[:-1], 3)
+    return _chunked(
+        lambda chunk: Rotation.from_matrix(rot6d_to_matrix(chunk.astype(np.float64))).as_rotvec(), rot6d, 3
+    )
 
 
 def rot6d_to_matrix_torch(rot6d: torch.Tensor) -> torch.Tensor:

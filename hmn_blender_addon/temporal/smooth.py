@@ -59,7 +59,9 @@ def smooth_motion(
     num_frames = local_rotvec_rad.shape[0]
     if method == "none" or num_frames < 3:
         return local_rotvec_rad.astype(np.float32), transl_m.astype(np.float32)
-    flat = np.concatenate([rotvec_to_rot6d(local_rotvec_rad).reshape(num_frames, -1), transl_m], axis=1)
+    flat = np.concatenate(
+        [rotvec_to_rot6d(local_rotvec_rad).reshape(num_frames, -1), transl_m], axis=1, dtype=np.float32
+    )
     if method == "gcn_lstm":
         out = _learned(flat, fps, weights)
     else:
