@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 
 from . import __version__
@@ -47,15 +49,36 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     progress = Progress(None if args.quiet else terminal_sink(args.command))
-    return execute(args.handler, args, progress)
+    if threading.current_thread() is not threading.main_thread():
+        return execute(args.handler, args, progress)
+    interrupted = threading.Event()
+
+    def interrupt(signum, frame) -> None:
+        # Ctrl-C: a KeyboardInterrupt as usual, and the progress cancelled too, so that the work
+        # stops at its next report should a library swallow the KeyboardInterrupt
+        interrupted.set()
+        progress.cancel()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        return execute(args.handler, args, progress, interrupted)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
-def execute(handler: Handler, args: argparse.Namespace, progress: Progress) -> int:
-    """Run a command's handler and turn failures into the exit codes and one-line messages."""
+def execute(
+    handler: Handler,
+    args: argparse.Namespace,
+    progress: Progress,
+    interrupted: threading.Event | None = None,
+) -> int:
+    """Run a command's handler and turn failures into the exit codes and one-line messages;
+    ``interrupted`` is set when Ctrl-C was pressed (a cancellation is then reported as such)."""
     try:
         return int(handler(args, progress) or 0)
     except Cancelled as err:
-        print(f"\nhmn: {err}", file=sys.stderr)
+        print(f"\nhmn: {'interrupted' if interrupted and interrupted.is_set() else err}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print("\nhmn: interrupted", file=sys.stderr)
@@ -63,3 +86,10 @@ def execute(handler: Handler, args: argparse.Namespace, progress: Progress) -> i
     except HMNError as err:
         print(f"\nhmn: error: {err}", file=sys.stderr)
         return 2
+    except ImportError as err:
+        # Ctrl-C while a C extension (mediapipe) initialises surfaces as "ImportError: initialization
+        # failed" caused by the KeyboardInterrupt: it is an interruption, not a broken install
+        if isinstance(err.__cause__, KeyboardInterrupt):
+            print("\nhmn: interrupted", file=sys.stderr)
+            return 130
+        raise

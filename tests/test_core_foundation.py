@@ -101,6 +101,25 @@ def test_cli_reports_cancellation_with_exit_130(capsys):
     assert capsys.readouterr().err.strip() == "hmn: run: cancelled by the user"
 
 
+def test_ctrl_c_inside_an_extensions_initialisation_is_an_interruption(capsys):
+    """mediapipe's C extension turns a KeyboardInterrupt during its import into an ImportError."""
+
+    def importing(args, progress):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise ImportError("initialization failed") from exc
+
+    assert cli.execute(importing, None, Progress()) == 130
+    assert capsys.readouterr().err.strip() == "hmn: interrupted"
+
+    def broken(args, progress):
+        raise ImportError("no module named x")
+
+    with pytest.raises(ImportError, match="no module named x"):
+        cli.execute(broken, None, Progress())
+
+
 def test_cli_runs_as_a_module_and_lists_its_commands():
     result = subprocess.run(
         [sys.executable, "-m", "hmn_blender_addon", "--quiet", "info"], capture_output=True, text=True

@@ -466,19 +466,22 @@ sys.exit(cli.main(sys.argv[1:]))
 
 
 def test_sigint_mid_run_then_rerun(tmp_path, short_clip, clip_run):
-    out = tmp_path / "out"
+    out = tmp_path / "work" / "out"
     command = [sys.executable, "-c", QUICK_CLI, "--quiet", "run", str(short_clip), "--out", str(out)]
     command += ["--smoother", "butterworth", "--no-blend"]
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
+    # an empty stage cache: keypoints and fit must run, so the run has seconds left when its
+    # staging folder appears, however loaded the machine
+    env = {**os.environ, "HMN_CACHE_DIR": str(tmp_path / "cache")}
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120
     while not any(out.glob(".hmn-run-*")) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.02)
-    process.send_signal(signal.SIGINT)  # the run has seconds left: its staging folder just appeared
+    process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130
     assert stderr.strip().splitlines()[-1] == "hmn: interrupted"
-    assert tree(tmp_path) == []
-    again = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert tree(tmp_path / "work") == []
+    again = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert again.returncode == 0, again.stderr
     assert tree(out) == tree(clip_run.out_dir)
 
