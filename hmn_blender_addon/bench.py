@@ -244,8 +244,9 @@ def reconstruction_metrics(reconstruction, fps: float) -> tuple[dict, np.ndarray
     return walk_metrics(anatomical, joints_lab, strikes, fps), joints_lab
 
 
-def score_reconstruction(reconstruction, truth: dict) -> dict[str, float]:
-    """Section 6's errors of a Reconstruction against a clip's truth."""
+def score_reconstruction(reconstruction, truth: dict, measured: tuple | None = None) -> dict[str, float]:
+    """Section 6's errors of a Reconstruction against a clip's truth; ``measured`` is its
+    :func:`reconstruction_metrics` when the caller has them already."""
     true_joints = np.asarray(truth["joints_camera_m"])
     joints = reconstruction.joints_m
     fps = float(truth["fps"])
@@ -268,7 +269,7 @@ def score_reconstruction(reconstruction, truth: dict) -> dict[str, float]:
             rotation_angle_deg(reconstruction.vertebra_rotations[:, 0], true_anatomical_camera(truth)[:, 0])
         )
     )
-    metrics, joints_lab = reconstruction_metrics(reconstruction, fps)
+    metrics, joints_lab = measured or reconstruction_metrics(reconstruction, fps)
     true_metrics = truth["metrics"]
     errors |= score_gait(metrics, true_metrics)
     if getattr(reconstruction, "betas", None) is not None:  # the subject's height given, as a user would
@@ -428,9 +429,9 @@ def run_bench(folders: list[Path], progress: Progress, smoother_rows: bool = Tru
                 try:
                     reconstruction = function(video, clip_progress)
                     seconds[label] += time.perf_counter() - start
-                    errors |= score_reconstruction(reconstruction, truth)
-                    metrics, _ = reconstruction_metrics(reconstruction, float(truth["fps"]))
-                    phase = metrics["coordination_deg"]["transverse"]["mean"]
+                    measured = reconstruction_metrics(reconstruction, float(truth["fps"]))
+                    errors |= score_reconstruction(reconstruction, truth, measured)
+                    phase = measured[0]["coordination_deg"]["transverse"]["mean"]
                     if smoother_rows and label == "fit":
                         per_smoother.append(smoother_errors(video, truth))
                     errors |= score_body(

@@ -31,10 +31,9 @@ from .errors import HMNError
 from .keypoints import Keypoints
 from .metrics.accuracy import psnr_db, silhouette_iou
 from .metrics.angles import lab_rotation, lumbar_angles
-from .metrics.coordination import coordination_markers
-from .metrics.cycles import gait_cycles, heel_strikes_from_joints, thorax_pelvis_angles_deg, walk_metrics
+from .metrics.cycles import gait_cycles, heel_strikes_from_joints, walk_metrics_with_curves
 from .normative import NORMATIVE_ROM_DEG, SYMMETRY_CUTOFF_PCT
-from .skeleton import SMPL_JOINT_INDEX, VERTEBRA_NAMES
+from .skeleton import VERTEBRA_NAMES
 from .spine.dynamic import DynamicSpine
 from .spine.morphology import SpineMorphology
 
@@ -119,14 +118,20 @@ def lbp_metrics(
     strikes = heel_strikes_from_joints(joints_lab, fps)
     require_half_cycle(strikes, len(joints_m), source)
     anatomical = rotation @ spine.rotations
-    metrics = walk_metrics(anatomical, joints_lab, strikes, fps, *scale, vertebra_names=spine.names)
+    metrics, curves = walk_metrics_with_curves(
+        anatomical, joints_lab, strikes, fps, *scale, vertebra_names=spine.names
+    )
     cycles = gait_cycles(strikes) or [(0, len(joints_m))]
-    s1, l1 = spine.names.index("S1"), spine.names.index("L1")
-    lumbar = np.degrees(lumbar_angles(anatomical, s1, l1))
-    pelvis_path = joints_lab[:, SMPL_JOINT_INDEX["pelvis"]]
-    thorax, pelvic = thorax_pelvis_angles_deg(anatomical, pelvis_path, vertebra_names=spine.names)
-    _, phase_curves = coordination_markers(thorax, pelvic, cycles)
-    return SpineMetrics(metrics, strikes, cycles, lumbar, pelvic, thorax, phase_curves)
+    lumbar = np.degrees(lumbar_angles(anatomical, spine.names.index("S1"), spine.names.index("L1")))
+    return SpineMetrics(
+        metrics,
+        strikes,
+        cycles,
+        lumbar,
+        curves["pelvis_deg"],
+        curves["thorax_deg"],
+        curves["relative_phase_deg"],
+    )
 
 
 def body_masks(

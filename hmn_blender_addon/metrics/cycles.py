@@ -170,6 +170,34 @@ def thorax_pelvis_angles_deg(
     return np.degrees(thorax), np.degrees(pelvis)
 
 
+def walk_metrics_with_curves(
+    anatomical: np.ndarray,
+    joints_lab_m: np.ndarray,
+    strikes: dict[str, list[int]],
+    fps: float,
+    scale: float = 1.0,
+    scale_source: str = "fitted_shape",
+    up: np.ndarray = Y_UP,
+    vertebra_names: tuple[str, ...] = VERTEBRA_NAMES,
+) -> tuple[dict, dict]:
+    """The whole ``metrics`` block (section 10): :func:`spine_metrics` plus ``gait``
+    (:func:`.gait.gait_markers`) and ``coordination_deg`` (:func:`.coordination.coordination_markers`),
+    and the curves the plots draw: {"thorax_deg", "pelvis_deg": (T, 3), "relative_phase_deg":
+    {plane: (T,)}}.
+
+    Args:
+        anatomical: (T, L, 3, 3) anatomical vertebra frames in the lab frame; joints_lab_m: (T, 24, 3);
+        strikes: heel-strike frames per foot; fps; scale and scale_source: see :func:`.gait.gait_markers`.
+    """
+    pelvis_path = joints_lab_m[:, SMPL_JOINT_INDEX["pelvis"]]
+    block = spine_metrics(anatomical, pelvis_path, strikes, up, vertebra_names)
+    thorax, pelvis = thorax_pelvis_angles_deg(anatomical, pelvis_path, up, vertebra_names)
+    block["gait"] = gait_markers(joints_lab_m, strikes, fps, scale, scale_source, up)
+    cycles = gait_cycles(strikes) or [(0, len(thorax))]
+    block["coordination_deg"], phase = coordination_markers(thorax, pelvis, cycles)
+    return block, {"thorax_deg": thorax, "pelvis_deg": pelvis, "relative_phase_deg": phase}
+
+
 def walk_metrics(
     anatomical: np.ndarray,
     joints_lab_m: np.ndarray,
@@ -180,18 +208,7 @@ def walk_metrics(
     up: np.ndarray = Y_UP,
     vertebra_names: tuple[str, ...] = VERTEBRA_NAMES,
 ) -> dict:
-    """The whole ``metrics`` block (section 10): :func:`spine_metrics` plus ``gait``
-    (:func:`.gait.gait_markers`) and ``coordination_deg`` (:func:`.coordination.coordination_markers`).
-
-    Args:
-        anatomical: (T, L, 3, 3) anatomical vertebra frames in the lab frame; joints_lab_m: (T, 24, 3);
-        strikes: heel-strike frames per foot; fps; scale and scale_source: see :func:`.gait.gait_markers`.
-    """
-    pelvis_path = joints_lab_m[:, SMPL_JOINT_INDEX["pelvis"]]
-    block = spine_metrics(anatomical, pelvis_path, strikes, up, vertebra_names)
-    thorax, pelvis = thorax_pelvis_angles_deg(anatomical, pelvis_path, up, vertebra_names)
-    block["gait"] = gait_markers(joints_lab_m, strikes, fps, scale, scale_source, up)
-    block["coordination_deg"] = coordination_markers(
-        thorax, pelvis, gait_cycles(strikes) or [(0, len(thorax))]
+    """The ``metrics`` block of :func:`walk_metrics_with_curves`, without the curves."""
+    return walk_metrics_with_curves(
+        anatomical, joints_lab_m, strikes, fps, scale, scale_source, up, vertebra_names
     )[0]
-    return block
