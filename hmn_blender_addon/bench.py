@@ -241,7 +241,7 @@ def reconstruction_metrics(reconstruction, fps: float) -> tuple[dict, np.ndarray
         "right": list(reconstruction.heel_strikes_right),
     }
     anatomical = rotation @ reconstruction.vertebra_rotations
-    return walk_metrics(anatomical, joints_lab, strikes, fps), joints_lab
+    return walk_metrics(anatomical, joints_lab, strikes, fps)[0], joints_lab
 
 
 def score_reconstruction(reconstruction, truth: dict, measured: tuple | None = None) -> dict[str, float]:

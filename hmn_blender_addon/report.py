@@ -31,7 +31,7 @@ from .errors import HMNError
 from .keypoints import Keypoints
 from .metrics.accuracy import psnr_db, silhouette_iou
 from .metrics.angles import lab_rotation, lumbar_angles
-from .metrics.cycles import gait_cycles, heel_strikes_from_joints, walk_metrics_with_curves
+from .metrics.cycles import gait_cycles, heel_strikes_from_joints, walk_metrics
 from .normative import NORMATIVE_ROM_DEG, SYMMETRY_CUTOFF_PCT
 from .skeleton import VERTEBRA_NAMES
 from .spine.dynamic import DynamicSpine
@@ -118,9 +118,7 @@ def lbp_metrics(
     strikes = heel_strikes_from_joints(joints_lab, fps)
     require_half_cycle(strikes, len(joints_m), source)
     anatomical = rotation @ spine.rotations
-    metrics, curves = walk_metrics_with_curves(
-        anatomical, joints_lab, strikes, fps, *scale, vertebra_names=spine.names
-    )
+    metrics, curves = walk_metrics(anatomical, joints_lab, strikes, fps, *scale, vertebra_names=spine.names)
     cycles = gait_cycles(strikes) or [(0, len(joints_m))]
     lumbar = np.degrees(lumbar_angles(anatomical, spine.names.index("S1"), spine.names.index("L1")))
     return SpineMetrics(

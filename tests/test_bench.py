@@ -28,27 +28,29 @@ def test_design_covers_views_bodies_and_variants():
     assert sum(s.clothes for _, s in design) == 3
 
 
+def _tiny_bench(out) -> int:
+    """``hmn bench`` on one 32-frame 320x240 side-view clip into ``out``."""
+    return main(
+        [
+            "--quiet",
+            "bench",
+            "--out",
+            str(out),
+            "--clips",
+            "1",
+            "--frames",
+            "32",
+            "--size",
+            "320x240",
+            *NO_PAIRS,
+        ]
+    )
+
+
 @pytest.fixture(scope="module")
 def bench_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    assert (
-        main(
-            [
-                "--quiet",
-                "bench",
-                "--out",
-                str(out),
-                "--clips",
-                "1",
-                "--frames",
-                "32",
-                "--size",
-                "320x240",
-                *NO_PAIRS,
-            ]
-        )
-        == 0
-    )
+    assert _tiny_bench(out) == 0
     return out
 
 
@@ -84,24 +86,7 @@ def test_bench_writes_its_table_and_scores_the_pipeline(bench_run, capsys):
     # a second run reuses the rendered clip
     video = bench_run / "clips" / "00_side_normal" / "clip.mp4"
     before = video.stat().st_mtime_ns
-    assert (
-        main(
-            [
-                "--quiet",
-                "bench",
-                "--out",
-                str(bench_run),
-                "--clips",
-                "1",
-                "--frames",
-                "32",
-                "--size",
-                "320x240",
-                *NO_PAIRS,
-            ]
-        )
-        == 0
-    )
+    assert _tiny_bench(bench_run) == 0
     assert video.stat().st_mtime_ns == before
     assert "keypoints_px" in capsys.readouterr().out
 

@@ -112,7 +112,7 @@ def test_without_the_mocap_folder_a_procedural_walk_stands_in(tmp_path):
 
 
 def _walk_block(motion, fps: float = 30.0) -> dict:
-    return walk_metrics(motion.anatomical_rotations, motion.joints_m, motion.heel_strikes, fps)
+    return walk_metrics(motion.anatomical_rotations, motion.joints_m, motion.heel_strikes, fps)[0]
 
 
 def test_coordination_phase_sets_the_thorax_pelvis_relative_phase(walks, mocap_dir):

@@ -1,7 +1,8 @@
 """Gait events, cycles, per-cycle ranges, the symmetry index and the ``metrics`` block (DESIGN.md 6, 10).
 
-:func:`walk_metrics` makes the whole block: the spine's (:func:`spine_metrics`), the gait markers
-(:mod:`.gait`) and the thorax-pelvis coordination (:mod:`.coordination`).
+:func:`walk_metrics` makes the whole block, and the curves its plots draw: the spine's
+(:func:`spine_metrics`), the gait markers (:mod:`.gait`) and the thorax-pelvis coordination
+(:mod:`.coordination`).
 
 Heel strikes follow Zeni et al. 2008 (REFERENCES.md section 4): a heel strike is a maximum of the
 heel's position relative to the sacrum along the direction of progression; the ankle joint centre
@@ -170,7 +171,7 @@ def thorax_pelvis_angles_deg(
     return np.degrees(thorax), np.degrees(pelvis)
 
 
-def walk_metrics_with_curves(
+def walk_metrics(
     anatomical: np.ndarray,
     joints_lab_m: np.ndarray,
     strikes: dict[str, list[int]],
@@ -196,19 +197,3 @@ def walk_metrics_with_curves(
     cycles = gait_cycles(strikes) or [(0, len(thorax))]
     block["coordination_deg"], phase = coordination_markers(thorax, pelvis, cycles)
     return block, {"thorax_deg": thorax, "pelvis_deg": pelvis, "relative_phase_deg": phase}
-
-
-def walk_metrics(
-    anatomical: np.ndarray,
-    joints_lab_m: np.ndarray,
-    strikes: dict[str, list[int]],
-    fps: float,
-    scale: float = 1.0,
-    scale_source: str = "fitted_shape",
-    up: np.ndarray = Y_UP,
-    vertebra_names: tuple[str, ...] = VERTEBRA_NAMES,
-) -> dict:
-    """The ``metrics`` block of :func:`walk_metrics_with_curves`, without the curves."""
-    return walk_metrics_with_curves(
-        anatomical, joints_lab_m, strikes, fps, scale, scale_source, up, vertebra_names
-    )[0]

@@ -69,7 +69,7 @@ def truth_dict(motion: Motion, camera: Camera, fps: float, settings: dict) -> di
         },
         "metrics": walk_metrics(
             motion.anatomical_rotations, motion.joints_m, motion.heel_strikes, fps, scale_source="truth"
-        ),
+        )[0],
         "trunk_ranges_deg": asdict(motion.amplitudes),
         "coordination_phase_deg": motion.coordination_phase_deg,
         "source": motion.source,
