@@ -25,6 +25,7 @@ from .body.model import BodyModel, load_body_model
 from .cache import load_stage, save_stage, stage_key, video_hash
 from .errors import Cancelled, HMNError
 from .fitting import BodyFit, FitSettings, fit_bodies, fit_from_arrays, fit_settings_key, fit_to_arrays
+from .heap import release_free_memory, return_large_blocks
 from .keypoints import DEFAULT_MAX_SIDE, Keypoints, extract_keypoints, keypoints_settings
 from .kinematics import forward_kinematics
 from .paths import DATA_DIR
@@ -162,14 +163,17 @@ def fitted_motion(
     info = probe_video(video_path)
     with timer("keypoints"), progress.stage(0.0, 0.45, "keypoints") as stage:
         keypoints = extract_keypoints(video_path, settings.max_side, stage)
+    release_free_memory()  # each stage leaves free pages among its small arrays: a long clip's peak
     with timer("body_model"):
         body = load_body_model(settings.body, settings.smpl_model)
     with timer("fit"), progress.stage(0.45, 0.75, "fit") as stage:
         fit = cached_fit(video_path, keypoints, body, settings, info.focal_px, stage)
+    release_free_memory()
     with timer("smoothing"), progress.stage(0.75, 0.8, f"smoothing ({settings.smoother})") as stage:
         local = np.concatenate([fit.global_orient[:, None], fit.body_pose.reshape(-1, 23, 3)], axis=1)
         rotations, transl = smooth_motion(local, fit.transl, keypoints.fps, settings.smoother)
         stage(1.0, "done")
+    release_free_memory()
     return keypoints, body, fit, rotations, transl
 
 
@@ -196,25 +200,30 @@ class Computed:
 def compute(video_path: str | os.PathLike, settings: RunSettings, progress: Progress) -> Computed:
     """The whole analysis of one clip, in memory (see the module docstring)."""
     settings.check()
+    return_large_blocks()  # or a long clip's frames leave the heap growing with its length
     video_path = Path(video_path)
     timer = StageTimer()
     keypoints, body, fit, rotations, transl = fitted_motion(video_path, settings, progress, timer)
     with timer("spine_and_metrics"), progress.stage(0.8, 0.9, "spine and metrics") as stage:
-        rest_vertices, joints = body_joints(body, fit.betas, rotations, transl)
-        lab = world_from_camera(fit.ground_normal, fit.ground_offset_m, joints[:, 0])
-        morphology = spine_morphology(body, fit.betas, transl, lab, fit.camera_K, keypoints)
-        stage(0.3, "dynamic spine")
-        spine = dynamic_spine(body, fit.betas, rotations, transl, morphology)
-        stage(0.5, "metrics")
-        fitted_height_m = float(np.ptp(rest_vertices[:, 1]))
-        scale = gait_scale(fitted_height_m, settings.subject_height_m)
-        spine_metrics = lbp_metrics(spine, joints, lab, keypoints.fps, video_path, scale)
-        stage(0.7, "reconstruction quality")
+        # quality first: its meshes and masks are the stage's largest arrays, so they should not
+        # meet the spine's per-frame arrays (a long clip's peak)
+        stage(0.0, "reconstruction quality")
         frames = quality_frames(keypoints)
         meshes = posed_vertices(body, fit.betas, rotations[frames], transl[frames])
         quality = reconstruction_quality(
             meshes, body.faces, fit.camera_K, keypoints, fit.reprojection_px, frames
         )
+        del meshes
+        stage(0.3, "morphology")
+        rest_vertices, joints = body_joints(body, fit.betas, rotations, transl)
+        lab = world_from_camera(fit.ground_normal, fit.ground_offset_m, joints[:, 0])
+        morphology = spine_morphology(body, fit.betas, transl, lab, fit.camera_K, keypoints)
+        stage(0.5, "dynamic spine")
+        spine = dynamic_spine(body, fit.betas, rotations, transl, morphology)
+        stage(0.7, "metrics")
+        fitted_height_m = float(np.ptp(rest_vertices[:, 1]))
+        scale = gait_scale(fitted_height_m, settings.subject_height_m)
+        spine_metrics = lbp_metrics(spine, joints, lab, keypoints.fps, video_path, scale)
     reconstruction = Reconstruction(
         fps=keypoints.fps,
         frame_times_s=keypoints.times_s,
