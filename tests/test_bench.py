@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hmn_blender_addon import bench as bench_module
-from hmn_blender_addon.bench import clip_design, score_reconstruction
+from hmn_blender_addon.bench import LOWPASS_FLOOR_ROW, clip_design, score_reconstruction
 from hmn_blender_addon.cli import main
 from hmn_blender_addon.metrics.angles import anatomical_rotations
 from hmn_blender_addon.progress import Progress
@@ -78,7 +78,10 @@ def test_bench_writes_its_table_and_scores_the_pipeline(bench_run, capsys):
         clip["errors"]
     )
     assert 0 <= clip["errors"]["pelvis_orientation_err_deg"] < 45
-    assert set(bench["smoothers"]["rendered"]) == set(SMOOTHERS)
+    rendered = bench["smoothers"]["rendered"]
+    assert set(rendered) == {*SMOOTHERS, LOWPASS_FLOOR_ROW}
+    # the reference row is the truth itself low-passed: it keeps the joints where they are
+    assert rendered[LOWPASS_FLOOR_ROW]["mpjpe_mm"] < 5 < rendered["none"]["mpjpe_mm"]
     assert {row["smoother"] for row in bench["smoothers"]["mocap"]} == set(SMOOTHERS)
     table = (bench_run / "bench.md").read_text().splitlines()
     assert table[0].startswith("| clip | MPJPE mm | PA-MPJPE mm | pelvis orient. err °")
