@@ -11,6 +11,7 @@ from hmn_blender_addon.metrics.angles import cardan_angles, rotation_from_cardan
 from hmn_blender_addon.report import posed_vertices
 from hmn_blender_addon.rig import Rig, RigMotion, posed_heads, skinned_vertices
 from hmn_blender_addon.skeleton import SMPL_JOINT_INDEX, SMPL_PARENTS, VERTEBRA_NAMES
+from hmn_blender_addon.spine import dynamic
 from hmn_blender_addon.spine.dynamic import dynamic_spine, level_groups, shaped_rest, spine_skin_weights
 from hmn_blender_addon.spine.morphology import SpineMorphology
 from hmn_blender_addon.spine.profile import SpineProfile, place_spine, spine_anchors
@@ -85,6 +86,15 @@ def test_rig_heads_reproduce_the_vertebra_centres_and_s1_rides_on_the_pelvis(wal
     )
     np.testing.assert_allclose(posed_heads(rig, motion)[:, 24:], spine.centres_m, atol=1e-9)
     np.testing.assert_allclose(spine.rotations[:, 0], local_rotations[:, 0], atol=1e-12)
+
+
+def test_a_long_clip_moved_in_chunks_gives_the_same_chain(walking, monkeypatch):
+    body, betas, _, _, rest, local, transl, spine = walking
+    morphology = SpineMorphology(rest.profile, rest, "body_surface", 0, rest.origins_m[:, 1:])
+    monkeypatch.setattr(dynamic, "FRAME_CHUNK", 5)  # 12 frames: chunks of 5, 5 and 2
+    chunked = dynamic.dynamic_spine(body, betas, local, transl, morphology)
+    for name in ("centres_m", "rotations", "local_rotations"):
+        np.testing.assert_allclose(getattr(chunked, name), getattr(spine, name), atol=1e-12)
 
 
 def test_trunk_rotation_is_shared_by_the_levels(walking):

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 SPINE_JOINTS: tuple[str, ...] = ("spine1", "spine2", "spine3")
 # (18, 3) ranges of the joints L5-S1 .. C7-T1 (flexion-extension, lateral bending, axial rotation)
 LEVEL_ROM_DEG = np.vstack([LUMBAR_LEVEL_ROM, THORACIC_LEVEL_ROM, np.zeros((1, 3))])
+FRAME_CHUNK = 1000  # frames moved at a time (see dynamic_spine)
 
 
 @dataclass(frozen=True)
@@ -117,16 +118,26 @@ def dynamic_spine(
     """
     frames = local_rotvec.shape[0]
     _, rest_joints = shaped_rest(body, betas)
-    local = Rotation.from_rotvec(np.asarray(local_rotvec, dtype=np.float64).reshape(-1, 3)).as_matrix()
-    local = local.reshape(frames, NUM_SMPL_JOINTS, 3, 3)
     rest_heads = np.asarray(morphology.rest.origins_m, dtype=np.float64)
     groups = level_groups(rest_joints, rest_heads)
-    joints = intervertebral_rotations(local, groups, level_weights_by_group(groups))
-    pelvis_rotation = global_rotmats(local, body.parents)[:, 0]
-    pelvis_position = np.asarray(transl, dtype=np.float64) + rest_joints[0]
-    rotations, centres = chain_world(pelvis_rotation, pelvis_position, joints, rest_heads, rest_joints[0])
+    weights = level_weights_by_group(groups)
     count = len(rest_heads)
-    local_rotations = np.concatenate([np.tile(np.eye(3), (frames, 1, 1, 1)), joints], axis=1)
+    rotations = np.empty((frames, count, 3, 3))
+    centres = np.empty((frames, count, 3))
+    local_rotations = np.empty((frames, count, 3, 3))
+    local_rotations[:, 0] = np.eye(3)  # S1 moves rigidly with the pelvis
+    # every frame on its own: chunks bound the temporaries (about 13 KB a frame) of long clips
+    for start in range(0, frames, FRAME_CHUNK):
+        chunk = slice(start, start + FRAME_CHUNK)
+        rotvec = np.asarray(local_rotvec[chunk], dtype=np.float64)
+        local = Rotation.from_rotvec(rotvec.reshape(-1, 3)).as_matrix().reshape(-1, NUM_SMPL_JOINTS, 3, 3)
+        joints = intervertebral_rotations(local, groups, weights)
+        pelvis_rotation = global_rotmats(local, body.parents)[:, 0]
+        pelvis_position = np.asarray(transl[chunk], dtype=np.float64) + rest_joints[0]
+        rotations[chunk], centres[chunk] = chain_world(
+            pelvis_rotation, pelvis_position, joints, rest_heads, rest_joints[0]
+        )
+        local_rotations[chunk, 1:] = joints
     parents = np.array([SMPL_JOINT_INDEX["pelvis"], *range(NUM_SMPL_JOINTS, NUM_SMPL_JOINTS + count - 1)])
     return DynamicSpine(VERTEBRA_NAMES[:count], centres, rotations, local_rotations, rest_heads, parents)
 
