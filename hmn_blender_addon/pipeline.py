@@ -163,7 +163,7 @@ def fitted_motion(
     info = probe_video(video_path)
     with timer("keypoints"), progress.stage(0.0, 0.45, "keypoints") as stage:
         keypoints = extract_keypoints(video_path, settings.max_side, stage)
-    release_free_memory()  # each stage leaves free pages among its small arrays: a long clip's peak
+    release_free_memory()  # the free pages a stage leaves among its small arrays would swell the next's
     with timer("body_model"):
         body = load_body_model(settings.body, settings.smpl_model)
     with timer("fit"), progress.stage(0.45, 0.75, "fit") as stage:

@@ -26,7 +26,6 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..body.model import BodyModel
-from ..kinematics import global_rotmats
 from ..metrics.angles import cardan_angles, rotation_from_cardan
 from ..skeleton import NUM_SMPL_JOINTS, SMPL_JOINT_INDEX, VERTEBRA_NAMES
 from .segments import LUMBAR_LEVEL_ROM, THORACIC_LEVEL_ROM, chain_world
@@ -132,10 +131,13 @@ def dynamic_spine(
         rotvec = np.asarray(local_rotvec[chunk], dtype=np.float64)
         local = Rotation.from_rotvec(rotvec.reshape(-1, 3)).as_matrix().reshape(-1, NUM_SMPL_JOINTS, 3, 3)
         joints = intervertebral_rotations(local, groups, weights)
-        pelvis_rotation = global_rotmats(local, body.parents)[:, 0]
         pelvis_position = np.asarray(transl[chunk], dtype=np.float64) + rest_joints[0]
         rotations[chunk], centres[chunk] = chain_world(
-            pelvis_rotation, pelvis_position, joints, rest_heads, rest_joints[0]
+            local[:, 0],
+            pelvis_position,
+            joints,
+            rest_heads,
+            rest_joints[0],  # the root's is global
         )
         local_rotations[chunk, 1:] = joints
     parents = np.array([SMPL_JOINT_INDEX["pelvis"], *range(NUM_SMPL_JOINTS, NUM_SMPL_JOINTS + count - 1)])
