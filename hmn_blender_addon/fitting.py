@@ -183,23 +183,32 @@ class _Kinematics:
     vertex_shapedirs: torch.Tensor  # (S, 3, B)
     vertex_weights: torch.Tensor  # (S, 24) skinning weights
     parents: list[int]
-    levels: list[tuple[torch.Tensor, torch.Tensor]]  # per tree level: joint ids, their parents' rows
+    # per tree level below the root: its joints' rows in body_pose (joint - 1), and each one's
+    # parent's position in the level above (a joint's parent is always one level up)
+    levels: list[tuple[torch.Tensor, torch.Tensor]]
     joint_rows: torch.Tensor  # (24,) row of each joint in the level-ordered stack
+    ancestors: torch.Tensor  # (24, 23) 1 where bone b (joint b + 1 and its parent) lies on joint j's path
     vertex_index: dict[str, int]  # name -> row of the surface points
 
 
 def _kinematics(body: BodyModel, vertex_ids: dict[str, int]) -> _Kinematics:
     ids = np.array(list(vertex_ids.values()), dtype=np.int64)
+    parents = [int(p) for p in body.parents]
     depth = np.zeros(NUM_SMPL_JOINTS, dtype=int)
     for joint in range(1, NUM_SMPL_JOINTS):
-        depth[joint] = depth[body.parents[joint]] + 1
-    order, levels = [0], []
-    for level in range(1, depth.max() + 1):
-        joint_ids = np.nonzero(depth == level)[0]
-        levels.append(
-            (torch.as_tensor(joint_ids), torch.as_tensor([order.index(body.parents[j]) for j in joint_ids]))
-        )
-        order += joint_ids.tolist()
+        depth[joint] = depth[parents[joint]] + 1
+    by_level = [np.nonzero(depth == level)[0] for level in range(depth.max() + 1)]
+    position = {int(joint): i for joints in by_level for i, joint in enumerate(joints)}
+    levels = [
+        (torch.as_tensor(joints - 1), torch.as_tensor([position[parents[j]] for j in joints]))
+        for joints in by_level[1:]
+    ]
+    ancestors = np.zeros((NUM_SMPL_JOINTS, NUM_SMPL_JOINTS - 1), dtype=np.float32)
+    for joint in range(1, NUM_SMPL_JOINTS):
+        link = joint
+        while link != 0:
+            ancestors[joint, link - 1] = 1.0
+            link = parents[link]
     as_tensor = lambda array: torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32)  # noqa: E731
     return _Kinematics(
         joint_template=as_tensor(body.J_regressor @ body.v_template_m),
@@ -207,9 +216,10 @@ def _kinematics(body: BodyModel, vertex_ids: dict[str, int]) -> _Kinematics:
         vertex_template=as_tensor(body.v_template_m[ids]),
         vertex_shapedirs=as_tensor(body.shapedirs[ids]),
         vertex_weights=as_tensor(body.weights[ids]),
-        parents=[int(p) for p in body.parents],
+        parents=parents,
         levels=levels,
-        joint_rows=torch.as_tensor(np.argsort(order)),
+        joint_rows=torch.as_tensor(np.argsort(np.concatenate(by_level))),
+        ancestors=as_tensor(ancestors),
         vertex_index={name: row for row, name in enumerate(vertex_ids)},
     )
 
@@ -257,17 +267,17 @@ def posed_points(
     rest_joints = kin.joint_template + kin.joint_shapedirs @ betas  # (24, 3)
     rest_vertices = kin.vertex_template + kin.vertex_shapedirs @ betas  # (S, 3)
     bones = rest_joints[1:] - rest_joints[kin.parents[1:]]  # (23, 3) offsets from each parent
-    # Forward kinematics one tree level at a time (9 steps instead of 23: the backward pass of
-    # many tiny per-joint ops dominated the fit's time).
-    global_rot = root[:, None]  # (T, 1, 3, 3), rows in kin.level_order so far
-    joints = (rest_joints[0] + transl)[:, None]  # (T, 1, 3)
-    for joint_ids, parent_rows in kin.levels:
-        parent_rot = global_rot[:, parent_rows]
-        global_rot = torch.cat([global_rot, parent_rot @ body_rotations[:, joint_ids - 1]], 1)
-        joints = torch.cat(
-            [joints, joints[:, parent_rows] + (parent_rot @ bones[joint_ids - 1, :, None])[..., 0]], 1
-        )
-    global_rot, joints = global_rot[:, kin.joint_rows], joints[:, kin.joint_rows]  # back to SMPL order
+    # Global rotations one tree level at a time (8 products instead of 23: the backward pass of
+    # many tiny per-joint ops dominated the fit's time); a level's parents are all in the last one.
+    level = root[:, None]  # (T, 1, 3, 3)
+    stack = [level]
+    for pose_rows, parent_positions in kin.levels:
+        level = level[:, parent_positions] @ body_rotations[:, pose_rows]
+        stack.append(level)
+    global_rot = torch.cat(stack, 1)[:, kin.joint_rows]  # (T, 24, 3, 3), SMPL order
+    # Each joint is the root plus the rotated bones on its path: all in two products.
+    rotated_bones = (global_rot[:, kin.parents[1:]] @ bones[:, :, None])[..., 0]  # (T, 23, 3)
+    joints = rest_joints[0] + transl[:, None] + kin.ancestors @ rotated_bones  # (T, 24, 3)
     # Linear blend skinning of the few surface points with blended transforms (one dense matmul,
     # no gathers): v' = (sum_j w_j R_j) v + sum_j w_j (p_j - R_j J_j)
     offsets = joints - (global_rot @ rest_joints[:, :, None])[..., 0]  # (T, 24, 3)

@@ -196,6 +196,23 @@ def _new_pose():
     )
 
 
+def _detect(pose, image: np.ndarray, frame: Frame) -> _Observation | None:
+    """MediaPipe on ``image`` (``frame``'s, perhaps blanked): the person it finds, or None.
+
+    MediaPipe's ``process`` returns a namedtuple class made for the call, its outputs (the
+    segmentation mask a float image, 2 MB at 960x540) set as class attributes. A class is a
+    reference cycle, so without this they would live until a full garbage collection, which grows
+    rarer as a long clip's observations accumulate (resident size climbing 40 MB and more between
+    collections); the outputs are dropped as soon as they are read.
+    """
+    outputs = pose.process(image)
+    try:
+        return None if outputs.pose_landmarks is None else _observe(outputs, frame)
+    finally:
+        for name in outputs._fields:
+            setattr(outputs, name, None)
+
+
 def _observe(result, frame: Frame) -> _Observation:
     height, width = frame.image.shape[:2]
     landmarks = np.array(
@@ -259,12 +276,11 @@ def _track_people(
             times.append(frame.time_s)
             for track in list(active):
                 others = [t.last.box for t in active if t is not track]
-                result = track.pose.process(_blanked(frame.image, others, keep=track.last.box))
-                if result.pose_landmarks is None:
+                observation = _detect(track.pose, _blanked(frame.image, others, keep=track.last.box), frame)
+                if observation is None:
                     active.remove(track)
                     track.pose.close()
                     continue
-                observation = _observe(result, frame)
                 if not _same_person(track.last, observation):
                     active.remove(track)
                     successor = _Track(track.pose, observation)
@@ -278,9 +294,8 @@ def _track_people(
                     younger.pose.close()
             if not active or (frame.index % probe_every == 0 and len(active) < MAX_TRACKS):
                 spare = spare or _new_pose()
-                result = spare.process(_blanked(frame.image, [t.last.box for t in active], keep=None))
-                if result.pose_landmarks is not None:
-                    observation = _observe(result, frame)
+                observation = _detect(spare, _blanked(frame.image, [t.last.box for t in active], None), frame)
+                if observation is not None:
                     if all(_iou(observation.box, t.last.box) < PROBE_MAX_IOU for t in active):
                         active.append(_Track(spare, observation))
                         tracks.append(active[-1])
@@ -312,16 +327,15 @@ def _backfill(track: _Track, found_in: Frame, recent: deque[Frame], tracks: list
     pose = _new_pose()
     try:
         others_now = [b for t in tracks if t is not track and (b := t.box_at(found_in.index)) is not None]
-        if pose.process(_blanked(found_in.image, others_now, keep=None)).pose_landmarks is None:
+        if _detect(pose, _blanked(found_in.image, others_now, keep=None), found_in) is None:
             return
         earlier: list[_Observation] = []
         for frame in reversed(recent):
             first = earlier[-1] if earlier else track.observations[0]
             others = [box for t in tracks if t is not track and (box := t.box_at(frame.index)) is not None]
-            result = pose.process(_blanked(frame.image, others, keep=first.box))
-            if result.pose_landmarks is None:
+            observation = _detect(pose, _blanked(frame.image, others, keep=first.box), frame)
+            if observation is None:
                 break
-            observation = _observe(result, frame)
             if not _same_person(first, observation) or any(
                 _iou(observation.box, box) > DUPLICATE_IOU for box in others
             ):

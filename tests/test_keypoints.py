@@ -6,6 +6,7 @@ plain canvas at known positions, so the truth is the paste offset of each frame.
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 
@@ -207,6 +208,26 @@ def test_no_person_in_most_frames_is_an_error_and_caches_nothing(tmp_path, sprit
         extract_keypoints(path, max_side=None)
     assert str(raised.value) == f"{path}: no walking person found in 18 of 30 frames (more than half)"
     assert not (tmp_path / "cache" / "stages").exists()
+
+
+def test_mediapipe_outputs_are_released_without_garbage_collection(tmp_path, sprite):
+    """MediaPipe returns a class per call holding its outputs (a reference cycle): the tracking
+    loop must drop them itself, or each frame's mask waits for a full garbage collection."""
+    path = sprite_clip(tmp_path / "walk.mp4", sprite, frames=40)
+
+    def held_masks() -> int:
+        return sum(
+            isinstance(o, type) and getattr(o, "segmentation_mask", None) is not None
+            for o in gc.get_objects()
+        )
+
+    gc.collect()
+    gc.disable()
+    try:
+        extract_keypoints(path, max_side=None, use_cache=False)
+        assert held_masks() == 0  # one per MediaPipe call (40 and more) if left to the collector
+    finally:
+        gc.enable()
 
 
 def test_progress_cancellation_and_cache(tmp_path, sprite, monkeypatch):
