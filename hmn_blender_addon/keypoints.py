@@ -66,6 +66,7 @@ FOCAL_GUESS_PER_SIDE = 0.7  # focal length / long side of a phone's main camera 
 SWAP_RATIO = 0.5  # see correct_side_swaps
 MAX_BRIDGE_S = 0.34  # time between the detections around a gap that is bridged (10 frames at 30 fps)
 PROGRESS_EVERY = 10  # frames between progress reports (and cancellation checks)
+PACK_EVERY = 1024  # observations a track holds as objects before packing them (see _Track)
 _HIPS = (MEDIAPIPE_LANDMARK_NAMES.index("left_hip"), MEDIAPIPE_LANDMARK_NAMES.index("right_hip"))
 _SHOULDERS = (
     MEDIAPIPE_LANDMARK_NAMES.index("left_shoulder"),
@@ -160,21 +161,65 @@ class _Observation:
     torso_px: float
 
 
+def _packed(observations: list[_Observation], name: str) -> np.ndarray:
+    """One field of ``observations`` as an array, frames first."""
+    return np.array([getattr(o, name) for o in observations])
+
+
+def _block(observations: list[_Observation]) -> dict[str, np.ndarray]:
+    return {f.name: _packed(observations, f.name) for f in fields(_Observation)}
+
+
 class _Track:
-    """One person followed by one MediaPipe tracker (the tracker moves on when the track ends)."""
+    """One person followed by one MediaPipe tracker (the tracker moves on when the track ends).
+
+    Its observations cover consecutive frames. All but the latest are packed into column blocks
+    every ``PACK_EVERY`` frames: a long clip's tens of thousands of small arrays would otherwise
+    scatter through the heap and keep pages of it resident after the stage, where a block's large
+    columns (landmarks, world landmarks, masks: 400 to 600 KB each) are mapped and unmapped whole.
+    """
 
     def __init__(self, pose, first: _Observation) -> None:
         self.pose = pose
-        self.observations = [first]
+        self.blocks: list[dict[str, np.ndarray]] = []  # packed, in frame order, before ``recent``
+        self.recent = [first]  # never empty: its end is the latest observation
 
     @property
     def last(self) -> _Observation:
-        return self.observations[-1]
+        return self.recent[-1]
+
+    @property
+    def first_index(self) -> int:
+        return int(self.blocks[0]["index"][0]) if self.blocks else self.recent[0].index
+
+    def __len__(self) -> int:
+        return sum(len(block["index"]) for block in self.blocks) + len(self.recent)
+
+    def append(self, observation: _Observation) -> None:
+        self.recent.append(observation)
+        if len(self.recent) > PACK_EVERY:
+            self.blocks.append(_block(self.recent[:-1]))
+            self.recent = self.recent[-1:]
+
+    def prepend(self, earlier: list[_Observation]) -> None:
+        """Add the observations of the frames just before the track's first, in frame order."""
+        if earlier:
+            self.blocks.insert(0, _block(earlier))
+
+    def column(self, name: str) -> np.ndarray:
+        """One field of every observation, frames first."""
+        return np.concatenate([block[name] for block in self.blocks] + [_packed(self.recent, name)])
 
     def box_at(self, index: int) -> np.ndarray | None:
-        """The person's box in frame ``index`` (observations cover consecutive frames), None if absent."""
-        offset = index - self.observations[0].index
-        return self.observations[offset].box if 0 <= offset < len(self.observations) else None
+        """The person's box in frame ``index``, None if absent."""
+        offset = index - self.first_index
+        if offset < 0:
+            return None
+        for block in self.blocks:
+            if offset < len(block["index"]):
+                return block["box"][offset]
+            offset -= len(block["index"])
+        return self.recent[offset].box if offset < len(self.recent) else None
 
 
 def _same_person(known: _Observation, new: _Observation) -> bool:
@@ -287,7 +332,7 @@ def _track_people(
                     active.append(successor)
                     tracks.append(successor)
                 else:
-                    track.observations.append(observation)
+                    track.append(observation)
             for older, younger in [(a, b) for i, a in enumerate(active) for b in active[i + 1 :]]:
                 if younger in active and _iou(older.last.box, younger.last.box) > DUPLICATE_IOU:
                     active.remove(younger)
@@ -331,7 +376,7 @@ def _backfill(track: _Track, found_in: Frame, recent: deque[Frame], tracks: list
             return
         earlier: list[_Observation] = []
         for frame in reversed(recent):
-            first = earlier[-1] if earlier else track.observations[0]
+            first = earlier[-1] if earlier else track.last  # a new track's only observation
             others = [box for t in tracks if t is not track and (box := t.box_at(frame.index)) is not None]
             observation = _detect(pose, _blanked(frame.image, others, keep=first.box), frame)
             if observation is None:
@@ -341,16 +386,17 @@ def _backfill(track: _Track, found_in: Frame, recent: deque[Frame], tracks: list
             ):
                 break
             earlier.append(observation)
-        track.observations[:0] = earlier[::-1]
+        track.prepend(earlier[::-1])
     finally:
         pose.close()
 
 
 def _track_summary(track: _Track) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hip centres (n, 2) and torso lengths (n,) in full-resolution px, times (n,) of a track."""
-    hips = np.array([o.hip_px * o.scale for o in track.observations])
-    torsos = np.array([o.torso_px * o.scale for o in track.observations])
-    times = np.array([o.time_s for o in track.observations])
+    scale = track.column("scale")
+    hips = track.column("hip_px") * scale[:, None]
+    torsos = track.column("torso_px") * scale
+    times = track.column("time_s")
     return hips, torsos, times
 
 
@@ -375,7 +421,7 @@ def _continues(chain: list[_Track], track: _Track) -> float | None:
 def _chains(tracks: list[_Track]) -> list[list[_Track]]:
     """Fragments of one person's track joined across short gaps (each track joins the closest chain)."""
     chains: list[list[_Track]] = []
-    for track in sorted(tracks, key=lambda t: t.observations[0].index):
+    for track in sorted(tracks, key=lambda t: t.first_index):
         options = [(d, c) for c in chains if (d := _continues(c, track)) is not None]
         if options:
             min(options, key=lambda option: option[0])[1].append(track)
@@ -407,14 +453,14 @@ def _subject_arrays(chain: list[_Track], times: np.ndarray, info: VideoInfo) -> 
     world = np.full((count, NUM_LANDMARKS, 3), np.nan, np.float32)
     boxes = np.full((count, 4), np.nan, np.float32)
     masks = np.zeros((count, MASK_SHAPE[0] * MASK_SHAPE[1] // 8), np.uint8)
-    observations = [o for track in chain for o in track.observations]
-    index = np.array([o.index for o in observations], dtype=int)
-    normalised = np.stack([o.landmarks for o in observations])
+    column = lambda name: np.concatenate([track.column(name) for track in chain])  # noqa: E731
+    index = column("index")
+    normalised = column("landmarks")
     landmarks[index] = normalised[..., :3] * np.array([info.width, info.height, info.width], np.float32)
     visibility[index] = normalised[..., 3]
-    world[index] = np.stack([o.world for o in observations])
-    boxes[index] = np.stack([o.box * o.scale for o in observations])
-    masks[index] = np.stack([o.mask for o in observations])
+    world[index] = column("world")
+    boxes[index] = column("box") * column("scale")[:, None]
+    masks[index] = column("mask")
     detected = np.zeros(count, dtype=bool)
     detected[index] = True
     keypoints = Keypoints(
@@ -513,7 +559,7 @@ def track_subject(
     chains = _chains(tracks)
     focal = info.focal_px or FOCAL_GUESS_PER_SIDE * max(info.width, info.height)
     subject = max(chains, key=lambda chain: _walking_score(chain, focal)) if chains else []
-    found = sum(len(t.observations) for t in subject)
+    found = sum(len(t) for t in subject)
     if found * 2 < count:
         raise HMNError(
             info.path, f"no walking person found in {count - found} of {count} frames (more than half)"

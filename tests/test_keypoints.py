@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from test_video import write_clip
 
+from hmn_blender_addon import keypoints as keypoints_module
 from hmn_blender_addon.cache import stage_path
 from hmn_blender_addon.errors import Cancelled, HMNError
 from hmn_blender_addon.keypoints import (
@@ -129,7 +130,7 @@ def test_short_gaps_are_bridged_long_ones_marked(tmp_path, sprite):
     assert np.ptp(hip_offsets(keypoints)[keypoints.present]) < 8.0
 
 
-def test_walker_is_kept_when_passing_a_bystander(tmp_path, sprite):
+def test_walker_is_kept_when_passing_a_bystander(tmp_path, sprite, monkeypatch):
     # the bystander stands still at x 300..456 from the start, so MediaPipe locks on him first; the
     # walker enters at frame 10 and crosses in front of him (frames 17 to 79)
     path = sprite_clip(tmp_path / "crowd.mp4", sprite, frames=80, absent=range(10), bystander_x=300)
@@ -137,6 +138,12 @@ def test_walker_is_kept_when_passing_a_bystander(tmp_path, sprite):
     assert not keypoints.present[:10].any() and keypoints.present[18:].all()
     offsets = hip_offsets(keypoints)[keypoints.detected]
     assert np.all(np.abs(offsets - np.median(offsets)) < 20.0)  # never on the bystander
+    # tracks packed every 3 frames (a long clip's every 1,024) give the same subject
+    monkeypatch.setattr(keypoints_module, "PACK_EVERY", 3)
+    packed = extract_keypoints(path, max_side=None, use_cache=False)
+    np.testing.assert_array_equal(packed.detected, keypoints.detected)
+    for name in ("landmarks_px", "world_m", "mask_boxes_px"):
+        np.testing.assert_allclose(getattr(packed, name), getattr(keypoints, name), atol=1e-3)
 
 
 def test_walker_toward_the_camera_beats_a_bystander_present_longer(tmp_path, sprite):
