@@ -275,12 +275,9 @@ def posed_points(
         level = level[:, parent_positions] @ body_rotations[:, pose_rows]
         stack.append(level)
     global_rot = torch.cat(stack, 1)[:, kin.joint_rows]  # (T, 24, 3, 3), SMPL order
-    # Each joint is the root plus the rotated bones on its path. A masked sum, not a product with
-    # ``ancestors``: BLAS sums a product's 23 terms in an order that depends on the buffers'
-    # alignment, and the fit's iterations would carry that last-bit noise into its results.
+    # Each joint is the root plus the rotated bones on its path: all in two products.
     rotated_bones = (global_rot[:, kin.parents[1:]] @ bones[:, :, None])[..., 0]  # (T, 23, 3)
-    on_path = kin.ancestors[None, :, :, None] * rotated_bones[:, None]  # (T, 24, 23, 3)
-    joints = rest_joints[0] + transl[:, None] + on_path.sum(2)  # (T, 24, 3)
+    joints = rest_joints[0] + transl[:, None] + kin.ancestors @ rotated_bones  # (T, 24, 3)
     # Linear blend skinning of the few surface points with blended transforms (one dense matmul,
     # no gathers): v' = (sum_j w_j R_j) v + sum_j w_j (p_j - R_j J_j)
     offsets = joints - (global_rot @ rest_joints[:, :, None])[..., 0]  # (T, 24, 3)
