@@ -595,11 +595,12 @@ def window_starts(num_frames: int, window: int, overlap: int) -> list[int]:
 
 def _stitch(parts: list[tuple[int, BodyFit]], num_frames: int) -> dict[str, np.ndarray]:
     """Per-frame arrays of overlapping window fits, cross-faded linearly where windows overlap."""
-    weight_sum = np.zeros(num_frames)
+    # float32 like the windows' own arrays: a long clip's sums are the fit stage's largest arrays
+    weight_sum = np.zeros(num_frames, dtype=np.float32)
     sums: dict[str, np.ndarray] = {}
     for start, fit in parts:
         length = len(fit.transl)
-        ramp = np.minimum(np.arange(1, length + 1), np.arange(length, 0, -1)).astype(np.float64)
+        ramp = np.minimum(np.arange(1, length + 1), np.arange(length, 0, -1)).astype(np.float32)
         values = {
             "root": Rotation.from_rotvec(fit.global_orient).as_matrix(),
             "body_pose": fit.body_pose,
@@ -609,17 +610,17 @@ def _stitch(parts: list[tuple[int, BodyFit]], num_frames: int) -> dict[str, np.n
         }
         for name, value in values.items():
             shaped = ramp.reshape((-1,) + (1,) * (value.ndim - 1))
-            sums.setdefault(name, np.zeros((num_frames, *value.shape[1:])))[start : start + length] += (
-                shaped * value
-            )
+            total = sums.setdefault(name, np.zeros((num_frames, *value.shape[1:]), dtype=np.float32))
+            total[start : start + length] += shaped * value
         weight_sum[start : start + length] += ramp
     covered = weight_sum > 0
     safe = np.where(covered, weight_sum, 1.0)
+    for total in sums.values():
+        total /= safe.reshape((-1,) + (1,) * (total.ndim - 1))
+    if covered.all():
+        return sums
     # Frames no window fitted (a long stretch without the subject) hold their neighbours' values.
-    return {
-        name: _interpolate_missing(total / safe.reshape((-1,) + (1,) * (total.ndim - 1)), covered)
-        for name, total in sums.items()
-    }
+    return {name: _interpolate_missing(total, covered) for name, total in sums.items()}
 
 
 def fit_bodies(
@@ -683,9 +684,9 @@ def fit_bodies(
         global_orient=Rotation.from_matrix(stitched["root"])
         .as_rotvec()
         .astype(np.float32),  # re-orthonormalised
-        body_pose=stitched["body_pose"].astype(np.float32),
-        transl=stitched["transl"].astype(np.float32),
-        joints_m=stitched["joints_m"].astype(np.float32),
+        body_pose=stitched["body_pose"],
+        transl=stitched["transl"],
+        joints_m=stitched["joints_m"],
         camera_K=K_np,
         focal_source=focal_source,
         ground_normal=first.ground_normal,

@@ -32,7 +32,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import cv2
@@ -124,6 +124,12 @@ class Keypoints:
         crop = np.unpackbits(self.masks_packed[frame])[: MASK_SHAPE[0] * MASK_SHAPE[1]].reshape(MASK_SHAPE)
         mask[y0:y1, x0:x1] = cv2.resize(crop, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST) > 0
         return mask
+
+    def without_landmarks(self) -> Keypoints:
+        """The same clip with the landmark arrays emptied to (T, 0, ...): what the stages after the
+        fit read (masks, boxes, timing) without a long clip's largest per-frame arrays."""
+        empty = np.empty((len(self.times_s), 0, 3), dtype=np.float32)
+        return replace(self, landmarks_px=empty, visibility=empty[..., 0], world_m=empty)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}

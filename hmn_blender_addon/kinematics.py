@@ -14,6 +14,8 @@ from scipy.spatial.transform import Rotation
 
 from .skeleton import SMPL_PARENTS
 
+FRAME_CHUNK = 1000  # frames posed at a time (see forward_kinematics)
+
 # Approximate joint centres of SMPL's neutral template (metres, T-pose), rounded to millimetres and
 # made left/right symmetric. Good for rest-pose alignment directions and for tests; real work uses
 # the body model's own joints (J_regressor @ v_shaped).
@@ -71,15 +73,21 @@ def forward_kinematics(
     local_rotvec_rad: (T, J, 3) axis-angle, parent-relative (index 0 = root orientation).
     rest_joints_m: (J, 3) rest-pose (T-pose) joint centres.
     root_transl_m: optional (T, 3) pelvis positions; None keeps the pelvis at ``rest_joints_m[0]``.
-    Returns (T, J, 3) metres.
+    Returns (T, J, 3) metres, float32.
     """
     num_frames, num_joints = local_rotvec_rad.shape[:2]
-    local = Rotation.from_rotvec(local_rotvec_rad.reshape(-1, 3).astype(np.float64)).as_matrix()
-    rot = global_rotmats(local.reshape(num_frames, num_joints, 3, 3), parents)
     rest = np.asarray(rest_joints_m, dtype=np.float64)
-    joints = np.empty((num_frames, num_joints, 3))
-    joints[:, 0] = rest[0] if root_transl_m is None else root_transl_m
-    for j in range(1, num_joints):
-        p = parents[j]
-        joints[:, j] = joints[:, p] + rot[:, p] @ (rest[j] - rest[p])
-    return joints.astype(np.float32)
+    joints = np.empty((num_frames, num_joints, 3), dtype=np.float32)
+    # a chunk of frames at a time: the float64 rotation matrices take about 4 KB a frame
+    for start in range(0, num_frames, FRAME_CHUNK):
+        chunk = slice(start, start + FRAME_CHUNK)
+        rotvec = local_rotvec_rad[chunk].reshape(-1, 3).astype(np.float64)
+        local = Rotation.from_rotvec(rotvec).as_matrix().reshape(-1, num_joints, 3, 3)
+        rot = global_rotmats(local, parents)
+        posed = np.empty((len(rot), num_joints, 3))
+        posed[:, 0] = rest[0] if root_transl_m is None else root_transl_m[chunk]
+        for j in range(1, num_joints):
+            p = parents[j]
+            posed[:, j] = posed[:, p] + rot[:, p] @ (rest[j] - rest[p])
+        joints[chunk] = posed
+    return joints

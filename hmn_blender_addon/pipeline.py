@@ -168,6 +168,7 @@ def fitted_motion(
         body = load_body_model(settings.body, settings.smpl_model)
     with timer("fit"), progress.stage(0.45, 0.75, "fit") as stage:
         fit = cached_fit(video_path, keypoints, body, settings, info.focal_px, stage)
+    keypoints = keypoints.without_landmarks()  # the later stages read masks and timing only
     release_free_memory()
     with timer("smoothing"), progress.stage(0.75, 0.8, f"smoothing ({settings.smoother})") as stage:
         local = np.concatenate([fit.global_orient[:, None], fit.body_pose.reshape(-1, 23, 3)], axis=1)
@@ -218,27 +219,33 @@ def compute(video_path: str | os.PathLike, settings: RunSettings, progress: Prog
         rest_vertices, joints = body_joints(body, fit.betas, rotations, transl)
         lab = world_from_camera(fit.ground_normal, fit.ground_offset_m, joints[:, 0])
         morphology = spine_morphology(body, fit.betas, transl, lab, fit.camera_K, keypoints)
+        # what the rest needs of the keypoints and the fit: dropping their per-frame arrays before
+        # the spine's are made keeps a long clip's peak down
+        betas, camera_K, focal_source = fit.betas, fit.camera_K, fit.focal_source
+        fps, times_s, present = keypoints.fps, keypoints.times_s, keypoints.present
+        width, height = keypoints.width, keypoints.height
+        del keypoints, fit
         stage(0.5, "dynamic spine")
-        spine = dynamic_spine(body, fit.betas, rotations, transl, morphology)
+        spine = dynamic_spine(body, betas, rotations, transl, morphology, np.float32)
         stage(0.7, "metrics")
         fitted_height_m = float(np.ptp(rest_vertices[:, 1]))
         scale = gait_scale(fitted_height_m, settings.subject_height_m)
-        spine_metrics = lbp_metrics(spine, joints, lab, keypoints.fps, video_path, scale)
+        spine_metrics = lbp_metrics(spine, joints, lab, fps, video_path, scale)
     reconstruction = Reconstruction(
-        fps=keypoints.fps,
-        frame_times_s=keypoints.times_s,
+        fps=fps,
+        frame_times_s=times_s,
         body_model=body.kind,
-        betas=fit.betas,
+        betas=betas,
         global_orient=rotations[:, 0],
         body_pose=rotations[:, 1:].reshape(len(rotations), -1),
         transl=transl,
         joints_m=joints,
         vertebrae_m=spine.centres_m,
         vertebra_rotations=spine.rotations,
-        camera_K=fit.camera_K,
-        image_size=np.array([keypoints.width, keypoints.height]),
+        camera_K=camera_K,
+        image_size=np.array([width, height]),
         world_from_camera=lab,
-        present=keypoints.present,
+        present=present,
         heel_strikes_left=np.array(spine_metrics.heel_strikes["left"], dtype=np.int64),
         heel_strikes_right=np.array(spine_metrics.heel_strikes["right"], dtype=np.int64),
         video_path=str(video_path.resolve()),
@@ -248,14 +255,14 @@ def compute(video_path: str | os.PathLike, settings: RunSettings, progress: Prog
     report = build_report(
         video={
             "path": str(video_path),
-            "frames": len(keypoints.times_s),
-            "fps": keypoints.fps,
-            "width": keypoints.width,
-            "height": keypoints.height,
+            "frames": len(times_s),
+            "fps": fps,
+            "width": width,
+            "height": height,
         },
         body={
             "model": body.kind,
-            "betas": [float(b) for b in fit.betas],
+            "betas": [float(b) for b in betas],
             "height_m": fitted_height_m,
         },
         morphology=morphology,
@@ -263,7 +270,7 @@ def compute(video_path: str | os.PathLike, settings: RunSettings, progress: Prog
         quality=quality,
         timing_s={name: round(seconds, 3) for name, seconds in timer.seconds.items()},
     )
-    report["camera"] = {"focal_px": float(fit.camera_K[0, 0]), "focal_source": fit.focal_source}
+    report["camera"] = {"focal_px": float(camera_K[0, 0]), "focal_source": focal_source}
     report["settings"] = {
         "smoother": settings.smoother,
         "body": settings.body,

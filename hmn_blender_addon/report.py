@@ -43,7 +43,8 @@ PLANES = {
 }
 RENDER_MAX_WIDTH = 640  # masks are compared at most this wide
 QUALITY_FRAMES = 30  # frames with the subject, evenly spread, that the silhouette scores use (70 ms each)
-FRAME_CHUNK = 32
+METRIC_LEVELS = ("S1", "L1", "T1")  # the vertebrae section 6's metrics are read from
+FRAME_CHUNK = 10  # meshes posed at a time: the model's temporaries are about 1.5 MB a frame
 
 
 def world_from_camera(
@@ -114,13 +115,16 @@ def lbp_metrics(
     """Section 6's metrics of a dynamic spine (camera frame) and its fitted joints (T, 24, 3);
     ``scale`` is the gait markers' (factor, source) from :func:`gait_scale`."""
     rotation, offset = world_from_camera[:3, :3], world_from_camera[:3, 3]
-    joints_lab = joints_m @ rotation.T + offset
+    joints_lab = joints_m @ rotation.T.astype(joints_m.dtype)  # in the joints' precision (float32 in a run)
+    joints_lab += offset.astype(joints_m.dtype)
     strikes = heel_strikes_from_joints(joints_lab, fps)
     require_half_cycle(strikes, len(joints_m), source)
-    anatomical = rotation @ spine.rotations
-    metrics, curves = walk_metrics(anatomical, joints_lab, strikes, fps, *scale, vertebra_names=spine.names)
+    # the levels the metrics read: a long clip's frames of all 19 would be its largest array here
+    levels = METRIC_LEVELS
+    anatomical = rotation @ spine.rotations[:, [spine.names.index(name) for name in levels]]
+    metrics, curves = walk_metrics(anatomical, joints_lab, strikes, fps, *scale, vertebra_names=levels)
     cycles = gait_cycles(strikes) or [(0, len(joints_m))]
-    lumbar = np.degrees(lumbar_angles(anatomical, spine.names.index("S1"), spine.names.index("L1")))
+    lumbar = np.degrees(lumbar_angles(anatomical, levels.index("S1"), levels.index("L1")))
     return SpineMetrics(
         metrics,
         strikes,

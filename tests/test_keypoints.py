@@ -115,6 +115,15 @@ def test_person_mask_covers_the_walker(walk):
         mask.astype(np.uint8), (CANVAS[0] // 2, CANVAS[1] // 2), interpolation=cv2.INTER_AREA
     )
     assert (half & (downsampled > 0)).sum() > 0.9 * (half | (downsampled > 0)).sum()
+    # what the stages after the fit keep: the same masks and timing, no landmarks
+    slim = keypoints.without_landmarks()
+    np.testing.assert_array_equal(slim.person_mask(10), mask)
+    np.testing.assert_array_equal(slim.present, keypoints.present)
+    assert slim.times_s is keypoints.times_s and (slim.width, slim.height, slim.fps) == (
+        *CANVAS,
+        keypoints.fps,
+    )
+    assert slim.landmarks_px.shape == slim.world_m.shape == (40, 0, 3) and slim.visibility.shape == (40, 0)
 
 
 def test_short_gaps_are_bridged_long_ones_marked(tmp_path, sprite):

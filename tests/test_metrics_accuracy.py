@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.spatial.transform import Rotation
 
 from hmn_blender_addon.metrics.accuracy import (
@@ -51,6 +52,10 @@ def test_masks_and_hausdorff_by_hand():
     np.testing.assert_allclose(silhouette_iou(a, b), 4 / 12)
     np.testing.assert_allclose(psnr_db(a, b), 10 * np.log10(16 / 8))
     assert psnr_db(a, a) == float("inf")
+    # a stack of masks is one image for the MSE: 8 wrong pixels of 3 x 16
+    np.testing.assert_allclose(psnr_db(np.stack([a, a, a]), np.stack([a, b, a])), 10 * np.log10(48 / 8))
+    with pytest.raises(ValueError, match=r"image shapes differ: \(4, 4\) and \(2, 4, 4\)"):
+        psnr_db(a, np.stack([a, a]))
     square = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]], float)
     # the extra centre point is sqrt(0.5^2 + 0.5^2 + 0.003^2) m from the nearest corner, in one direction only
     np.testing.assert_allclose(

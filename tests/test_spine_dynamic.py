@@ -95,6 +95,11 @@ def test_a_long_clip_moved_in_chunks_gives_the_same_chain(walking, monkeypatch):
     chunked = dynamic.dynamic_spine(body, betas, local, transl, morphology)
     for name in ("centres_m", "rotations", "local_rotations"):
         np.testing.assert_allclose(getattr(chunked, name), getattr(spine, name), atol=1e-12)
+    # a run stores the chain in float32: the float64 chain rounded
+    stored = dynamic.dynamic_spine(body, betas, local, transl, morphology, np.float32)
+    for name in ("centres_m", "rotations"):
+        assert getattr(stored, name).dtype == np.float32
+        np.testing.assert_array_equal(getattr(stored, name), getattr(spine, name).astype(np.float32))
 
 
 def test_trunk_rotation_is_shared_by_the_levels(walking):

@@ -63,7 +63,6 @@ def _walk(frames: int, asymmetry: float) -> tuple[np.ndarray, DynamicSpine]:
         names=VERTEBRA_NAMES,
         centres_m=to_camera(pelvis[:, None] + np.linspace(0, 0.5, count)[:, None] * [0, 1, 0] - ground),
         rotations=CAMERA_FROM_LAB @ lab_rotations,
-        local_rotations=np.tile(np.eye(3), (frames, count, 1, 1)),
         rest_heads_m=np.zeros((count, 3)),
         parents=np.arange(count),
     )

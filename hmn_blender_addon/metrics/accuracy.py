@@ -68,7 +68,12 @@ def silhouette_iou(mask_a: np.ndarray, mask_b: np.ndarray) -> float:
 
 def psnr_db(image_a: np.ndarray, image_b: np.ndarray, data_range: float = 1.0) -> float:
     """10 log10(range^2 / MSE) of two images (masks as 0/1 with range 1); inf when identical."""
-    mse = float(np.mean((image_a.astype(np.float64) - image_b.astype(np.float64)) ** 2))
+    if np.shape(image_a) != np.shape(image_b):
+        raise ValueError(f"image shapes differ: {np.shape(image_a)} and {np.shape(image_b)}")
+    # a stack one image at a time: its float64 copies would be 8x a stack of masks
+    pairs = zip(image_a, image_b, strict=True) if np.ndim(image_a) > 2 else [(image_a, image_b)]
+    squared = sum(float(np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2)) for a, b in pairs)
+    mse = squared / np.size(image_a)
     return float("inf") if mse == 0 else 10.0 * float(np.log10(data_range**2 / mse))
 
 

@@ -46,8 +46,8 @@ class DynamicSpine:
     - ``names`` (L,); ``centres_m`` (T, L, 3): vertebral body centres.
     - ``rotations`` (T, L, 3, 3): anatomical frames (columns: the body's x left, y up, z anterior
       in the static posture, moved by each vertebra).
-    - ``local_rotations`` (T, L, 3, 3): each vertebra's rotation relative to its rig parent (the
-      pelvis for S1, the vertebra below otherwise), about its rest head.
+    - ``local_rotations`` (T, L, 3, 3), derived: each vertebra's rotation relative to its rig
+      parent (the pelvis for S1, the vertebra below otherwise), about its rest head.
     - ``rest_heads_m`` (L, 3): rest vertebra centres in the shaped body's rest frame (SMPL axes,
       the same frame as the body's rest joints); ``parents`` (L,): rig index of each parent among
       the 24 + L bones.
@@ -56,9 +56,16 @@ class DynamicSpine:
     names: tuple[str, ...]
     centres_m: np.ndarray
     rotations: np.ndarray
-    local_rotations: np.ndarray
     rest_heads_m: np.ndarray
     parents: np.ndarray
+
+    @property
+    def local_rotations(self) -> np.ndarray:
+        # computed when asked (the rig's tests): kept, it would be a long clip's largest array
+        local = np.empty_like(self.rotations)
+        local[:, 0] = np.eye(3)  # S1 moves rigidly with the pelvis
+        local[:, 1:] = np.swapaxes(self.rotations[:, :-1], -1, -2) @ self.rotations[:, 1:]
+        return local
 
 
 def shaped_rest(body: BodyModel, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,8 +111,10 @@ def dynamic_spine(
     local_rotvec: np.ndarray,
     transl: np.ndarray,
     morphology: SpineMorphology,
+    dtype: type = np.float64,
 ) -> DynamicSpine:
-    """The vertebra chain following the body's trunk on every frame.
+    """The vertebra chain following the body's trunk on every frame (computed in float64, its
+    per-frame arrays stored as ``dtype``).
 
     Args:
         body: the body model the motion belongs to; betas (B,): its shape.
@@ -121,10 +130,8 @@ def dynamic_spine(
     groups = level_groups(rest_joints, rest_heads)
     weights = level_weights_by_group(groups)
     count = len(rest_heads)
-    rotations = np.empty((frames, count, 3, 3))
-    centres = np.empty((frames, count, 3))
-    local_rotations = np.empty((frames, count, 3, 3))
-    local_rotations[:, 0] = np.eye(3)  # S1 moves rigidly with the pelvis
+    rotations = np.empty((frames, count, 3, 3), dtype=dtype)
+    centres = np.empty((frames, count, 3), dtype=dtype)
     # every frame on its own: chunks bound the temporaries (about 13 KB a frame) of long clips
     for start in range(0, frames, FRAME_CHUNK):
         chunk = slice(start, start + FRAME_CHUNK)
@@ -139,9 +146,8 @@ def dynamic_spine(
             rest_heads,
             rest_joints[0],  # the root's is global
         )
-        local_rotations[chunk, 1:] = joints
     parents = np.array([SMPL_JOINT_INDEX["pelvis"], *range(NUM_SMPL_JOINTS, NUM_SMPL_JOINTS + count - 1)])
-    return DynamicSpine(VERTEBRA_NAMES[:count], centres, rotations, local_rotations, rest_heads, parents)
+    return DynamicSpine(VERTEBRA_NAMES[:count], centres, rotations, rest_heads, parents)
 
 
 def spine_skin_weights(

@@ -53,6 +53,7 @@ LEVEL_STEP_M = 0.005  # between sampled levels
 REGISTER_REACH_M = 0.08  # how far the observed levels may slide onto the body's (see register_levels)
 CONTOUR_STEP_M = 0.002
 CONTOUR_REACH_M = 0.40  # how far behind the pelvis the mask is sampled
+PROFILE_FRAME_CHUNK = 8  # frames whose back contour is sampled at a time (see mask_back_depths)
 BACK_PERCENTILE = 25.0  # an arm swinging behind the back only ever adds to the silhouette
 INITIAL_PROFILE_DEG = (45.0, 40.0)
 
@@ -150,15 +151,17 @@ def mask_back_depths(
         heights_m: (N,) heights above the pelvis joint.
     """
     behind = np.arange(0.0, CONTOUR_REACH_M, CONTOUR_STEP_M)
-    points = (
-        pelvis_camera_m[:, None, None]
-        + heights_m[None, :, None, None] * up_camera
-        - behind[None, None, :, None] * forward_camera
-    )  # (F, N, D, 3)
-    uvw = points @ np.asarray(camera_K, dtype=np.float64).T
-    inside = sample_masks(keypoints, frames, uvw[..., :2] / uvw[..., 2:3]) > 0.5
-    run = np.cumprod(inside, axis=-1).sum(axis=-1)  # samples inside before the first outside
-    return np.where(run > 0, run * CONTOUR_STEP_M, np.nan)
+    offsets = heights_m[:, None, None] * up_camera - behind[None, :, None] * forward_camera  # (N, D, 3)
+    depths = np.empty((len(frames), len(heights_m)))
+    # a few frames at a time: the (F, N, D) samples take about 3 MB a frame
+    for start in range(0, len(frames), PROFILE_FRAME_CHUNK):
+        chunk = slice(start, start + PROFILE_FRAME_CHUNK)
+        points = pelvis_camera_m[chunk, None, None] + offsets  # (F, N, D, 3)
+        uvw = points @ np.asarray(camera_K, dtype=np.float64).T
+        inside = sample_masks(keypoints, frames[chunk], uvw[..., :2] / uvw[..., 2:3]) > 0.5
+        run = np.cumprod(inside, axis=-1).sum(axis=-1)  # samples inside before the first outside
+        depths[chunk] = np.where(run > 0, run * CONTOUR_STEP_M, np.nan)
+    return depths
 
 
 def _rest_geometry(

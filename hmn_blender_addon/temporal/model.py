@@ -138,30 +138,29 @@ def refine_windows(
     memory stays flat however long the clip.
     """
     num_frames = rot6d.shape[0]
-    flat = np.concatenate([rot6d.reshape(num_frames, -1), transl_m], axis=1)
-    base = model.prefilter(flat)
+    base_rot6d, base_transl = model.prefilter(rot6d), model.prefilter(transl_m)  # column by column
     length = min(window, num_frames)
-    ramp = np.minimum(np.arange(1, length + 1), np.arange(length, 0, -1)).astype(np.float64)
-    weights = np.zeros(num_frames)
-    rot_sum = np.zeros((num_frames, *rot6d.shape[1:]))
-    transl_sum = np.zeros((num_frames, 3))
+    ramp = np.minimum(np.arange(1, length + 1), np.arange(length, 0, -1)).astype(np.float32)
+    weights = np.zeros(num_frames, dtype=np.float32)
+    rot_sum = np.zeros((num_frames, *rot6d.shape[1:]), dtype=np.float32)
+    transl_sum = np.zeros((num_frames, 3), dtype=np.float32)
     starts = window_starts(num_frames, length, hop)
     for first in range(0, len(starts), windows_per_batch):
         index = starts[first : first + windows_per_batch, None] + np.arange(length)[None, :]
         inputs = [
             rot6d[index],
             transl_m[index],
-            base[index, :-3].reshape(*index.shape, -1, 6),
-            base[index, -3:],
+            base_rot6d[index],
+            base_transl[index],
         ]
         with torch.inference_mode():
             rot_w, transl_w = model(*(torch.from_numpy(x.astype(np.float32)) for x in inputs))
         np.add.at(weights, index, np.broadcast_to(ramp, index.shape))
         np.add.at(rot_sum, index, rot_w.numpy() * ramp[None, :, None, None])
         np.add.at(transl_sum, index, transl_w.numpy() * ramp[None, :, None])
-    return (rot_sum / weights[:, None, None]).astype(np.float32), (transl_sum / weights[:, None]).astype(
-        np.float32
-    )
+    rot_sum /= weights[:, None, None]
+    transl_sum /= weights[:, None]
+    return rot_sum, transl_sum
 
 
 def forward_kinematics_torch(rotmats: torch.Tensor, rest_joints_m: torch.Tensor) -> torch.Tensor:

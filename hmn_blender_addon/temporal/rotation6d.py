@@ -13,23 +13,25 @@ from scipy.spatial.transform import Rotation
 CHUNK_ROTATIONS = 1 << 15  # rotations converted at a time: bounds the temporaries for long clips
 
 
-def _chunked(convert, values: np.ndarray, width: int) -> np.ndarray:
-    """Apply ``convert`` ((N, w_in) -> (N, width)) to the rows of (..., w_in) ``values`` a chunk at a time."""
+def _chunked(convert, values: np.ndarray, width: int, dtype: type) -> np.ndarray:
+    """Apply ``convert`` ((N, w_in) -> (N, width)) to the rows of (..., w_in) ``values`` a chunk at
+    a time, into a ``dtype`` array."""
     flat = values.reshape(-1, values.shape[-1])
-    out = np.empty((len(flat), width))
+    out = np.empty((len(flat), width), dtype=dtype)
     for start in range(0, len(flat), CHUNK_ROTATIONS):
         out[start : start + CHUNK_ROTATIONS] = convert(flat[start : start + CHUNK_ROTATIONS])
     return out.reshape(*values.shape[:-1], width)
 
 
-def rotvec_to_rot6d(rotvec_rad: np.ndarray) -> np.ndarray:
-    """(..., 3) axis-angle -> (..., 6): columns 0 and 1 of the rotation matrix, concatenated."""
+def rotvec_to_rot6d(rotvec_rad: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """(..., 3) axis-angle -> (..., 6): columns 0 and 1 of the rotation matrix, concatenated
+    (computed in float64, stored as ``dtype``)."""
 
     def convert(rotvecs: np.ndarray) -> np.ndarray:
         mats = Rotation.from_rotvec(rotvecs).as_matrix()
         return np.concatenate([mats[:, :, 0], mats[:, :, 1]], axis=-1)
 
-    return _chunked(convert, rotvec_rad, 6)
+    return _chunked(convert, rotvec_rad, 6, dtype)
 
 
 def rot6d_to_matrix(rot6d: np.ndarray) -> np.ndarray:
@@ -41,10 +43,13 @@ def rot6d_to_matrix(rot6d: np.ndarray) -> np.ndarray:
     return np.stack([x, y, np.cross(x, y)], axis=-1)
 
 
-def rot6d_to_rotvec(rot6d: np.ndarray) -> np.ndarray:
-    """(..., 6) -> (..., 3) axis-angle."""
+def rot6d_to_rotvec(rot6d: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """(..., 6) -> (..., 3) axis-angle (computed in float64, stored as ``dtype``)."""
     return _chunked(
-        lambda chunk: Rotation.from_matrix(rot6d_to_matrix(chunk.astype(np.float64))).as_rotvec(), rot6d, 3
+        lambda chunk: Rotation.from_matrix(rot6d_to_matrix(chunk.astype(np.float64))).as_rotvec(),
+        rot6d,
+        3,
+        dtype,
     )
 
 

@@ -27,17 +27,20 @@ def _resample(x: np.ndarray, fps_from: float, fps_to: float, num_frames_to: int)
     return interp1d(times_from, x, axis=0, assume_sorted=True)(times_to)
 
 
-def _learned(flat: np.ndarray, fps: float, weights: Path) -> np.ndarray:
-    """(T, 24*6 + 3) -> same, through the model at its training frame rate."""
+def _learned(
+    rot6d: np.ndarray, transl_m: np.ndarray, fps: float, weights: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 24, 6), (T, 3) -> same, through the model at its training frame rate."""
     model = load_model(weights)
-    num_frames = flat.shape[0]
+    num_frames = rot6d.shape[0]
     resampled = abs(fps - MODEL_FPS) > 1e-3 and num_frames > 1
     if resampled:
         model_frames = int(np.floor((num_frames - 1) / fps * MODEL_FPS + 1e-3)) + 1
-        flat = _resample(flat, fps, MODEL_FPS, model_frames)
-    rot6d, transl = refine_windows(model, flat[:, :-3].reshape(-1, 24, 6), flat[:, -3:])
-    out = np.concatenate([rot6d.reshape(len(rot6d), -1), transl], axis=1)
-    return _resample(out, MODEL_FPS, fps, num_frames) if resampled else out
+        rot6d, transl_m = (_resample(x, fps, MODEL_FPS, model_frames) for x in (rot6d, transl_m))
+    rot6d, transl_m = refine_windows(model, rot6d, transl_m)
+    if resampled:
+        rot6d, transl_m = (_resample(x, MODEL_FPS, fps, num_frames) for x in (rot6d, transl_m))
+    return rot6d, transl_m
 
 
 def smooth_motion(
@@ -59,12 +62,14 @@ def smooth_motion(
     num_frames = local_rotvec_rad.shape[0]
     if method == "none" or num_frames < 3:
         return local_rotvec_rad.astype(np.float32), transl_m.astype(np.float32)
-    flat = np.concatenate(
-        [rotvec_to_rot6d(local_rotvec_rad).reshape(num_frames, -1), transl_m], axis=1, dtype=np.float32
-    )
+    # float32, and no more copies than needed: a long clip's (T, 24, 6) arrays are its largest here
+    rot6d = rotvec_to_rot6d(local_rotvec_rad, np.float32)
+    transl = np.asarray(transl_m, dtype=np.float32)
     if method == "gcn_lstm":
-        out = _learned(flat, fps, weights)
+        rot6d, transl = _learned(rot6d, transl, fps, weights)
     else:
-        out = FILTERS[method](flat, fps, **filter_kwargs)
-    rotvec = rot6d_to_rotvec(out[:, :-3].reshape(num_frames, -1, 6))
-    return rotvec.astype(np.float32), out[:, -3:].astype(np.float32)
+        flat = FILTERS[method](
+            np.concatenate([rot6d.reshape(num_frames, -1), transl], axis=1), fps, **filter_kwargs
+        )
+        rot6d, transl = flat[:, :-3].reshape(num_frames, -1, 6), flat[:, -3:]
+    return rot6d_to_rotvec(rot6d, np.float32), transl.astype(np.float32)
