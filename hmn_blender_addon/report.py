@@ -29,7 +29,7 @@ from .atomic import atomic_path, write_text_atomic
 from .body.model import BodyModel, body_forward
 from .errors import HMNError
 from .keypoints import Keypoints
-from .metrics.accuracy import psnr_db, silhouette_iou
+from .metrics.accuracy import psnr_from_mse_db, silhouette_iou
 from .metrics.angles import lab_rotation, lumbar_angles
 from .metrics.cycles import gait_cycles, heel_strikes_from_joints, walk_metrics
 from .normative import NORMATIVE_ROM_DEG, SYMMETRY_CUTOFF_PCT
@@ -190,13 +190,16 @@ def reconstruction_quality(
     scale = min(1.0, RENDER_MAX_WIDTH / keypoints.width)
     size = (round(keypoints.width * scale), round(keypoints.height * scale))
     K = np.diag([scale, scale, 1.0]) @ camera_K
-    rendered = body_masks(meshes, faces, K, size)
-    observed = np.stack([keypoints.person_mask(int(f), size[::-1]) for f in present])
+    # a frame at a time: the stacks of masks and their copies were this stage's largest arrays
+    ious, wrong_pixels = [], 0
+    for mesh, frame in zip(meshes, present, strict=True):
+        rendered = body_masks(mesh[None], faces, K, size)[0]
+        observed = keypoints.person_mask(int(frame), size[::-1])
+        ious.append(silhouette_iou(rendered, observed))
+        wrong_pixels += np.count_nonzero(rendered != observed)
     return {
-        "silhouette_iou": float(
-            np.mean([silhouette_iou(a, b) for a, b in zip(rendered, observed, strict=True)])
-        ),
-        "mask_psnr_db": psnr_db(rendered, observed),
+        "silhouette_iou": float(np.mean(ious)),
+        "mask_psnr_db": psnr_from_mse_db(wrong_pixels / (len(present) * size[0] * size[1])),
         "reprojection_px": float(np.nanmean(reprojection_px)),
         "frames_with_person": float(np.mean(keypoints.present)),
     }

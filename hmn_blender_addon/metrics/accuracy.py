@@ -73,7 +73,11 @@ def psnr_db(image_a: np.ndarray, image_b: np.ndarray, data_range: float = 1.0) -
     # a stack one image at a time: its float64 copies would be 8x a stack of masks
     pairs = zip(image_a, image_b, strict=True) if np.ndim(image_a) > 2 else [(image_a, image_b)]
     squared = sum(float(np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2)) for a, b in pairs)
-    mse = squared / np.size(image_a)
+    return psnr_from_mse_db(squared / np.size(image_a), data_range)
+
+
+def psnr_from_mse_db(mse: float, data_range: float = 1.0) -> float:
+    """10 log10(range^2 / MSE); inf for an MSE of 0."""
     return float("inf") if mse == 0 else 10.0 * float(np.log10(data_range**2 / mse))
 
 

@@ -77,11 +77,14 @@ def gait_markers(
     """
     if scale_source not in SCALE_SOURCES:
         raise ValueError(f"scale_source must be one of {SCALE_SOURCES}, not {scale_source!r}")
-    joints = np.asarray(joints_lab_m, dtype=np.float64) * scale
+
+    def track(name: str) -> np.ndarray:  # one joint's (T, 3) path, scaled (not all 24: long clips)
+        return np.asarray(joints_lab_m[:, SMPL_JOINT_INDEX[name]], dtype=np.float64) * scale
+
     up = np.asarray(up, dtype=np.float64) / np.linalg.norm(up)
-    pelvis = joints[:, SMPL_JOINT_INDEX["pelvis"]]
+    pelvis = track("pelvis")
     forward = lab_rotation(pelvis, up=up)[:, 2]
-    ankles = {side: joints[:, SMPL_JOINT_INDEX[f"{side}_ankle"]] for side in ("left", "right")}
+    ankles = {side: track(f"{side}_ankle") for side in ("left", "right")}
     events = sorted(frame for frames in strikes.values() for frame in frames)
     if len(events) < 2 or events[-1] == events[0]:
         raise ValueError(f"gait markers need two heel strikes at different frames, got {strikes}")

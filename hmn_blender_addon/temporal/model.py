@@ -34,7 +34,7 @@ from .rotation6d import rot6d_to_matrix_torch
 
 DEFAULT_WEIGHTS = DATA_DIR / "temporal_gcn_lstm.safetensors"
 MODEL_FPS = 30.0  # frame rate of the training windows
-WINDOWS_PER_BATCH = 16  # windows per forward pass (about 500 frames): bounds inference memory
+WINDOWS_PER_BATCH = 4  # windows per forward pass (about 130 frames): bounds inference memory
 
 
 def normalized_adjacency() -> torch.Tensor:
