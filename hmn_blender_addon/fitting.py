@@ -27,6 +27,7 @@ phone-like default (26 mm equivalent), and the result says which.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ from scipy.spatial.transform import Rotation
 
 from .body.model import BodyModel
 from .errors import HMNError
+from .heap import release_free_memory
 from .keypoints import MASK_SHAPE, Keypoints
 from .pose_prior import PosePrior, load_pose_prior
 from .progress import Progress
@@ -175,7 +177,7 @@ def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class _Kinematics:
-    """The body's pieces the fit needs, as tensors (P model points = joints + surface vertices)."""
+    """The body's pieces the fit needs, as tensors (P model points = joints + surface points)."""
 
     joint_template: torch.Tensor  # (24, 3)  J_regressor @ v_template
     joint_shapedirs: torch.Tensor  # (24, 3, B)
@@ -183,32 +185,40 @@ class _Kinematics:
     vertex_shapedirs: torch.Tensor  # (S, 3, B)
     vertex_weights: torch.Tensor  # (S, 24) skinning weights
     parents: list[int]
-    # per tree level below the root: its joints' rows in body_pose (joint - 1), and each one's
-    # parent's position in the level above (a joint's parent is always one level up)
-    levels: list[tuple[torch.Tensor, torch.Tensor]]
-    joint_rows: torch.Tensor  # (24,) row of each joint in the level-ordered stack
+    # pointer jumping over the tree: per step, each joint's current "parent" (24 = the identity
+    # appended after the joints); after the steps every joint holds its global rotation
+    jump_parents: list[torch.Tensor]
+    bone_parent: torch.Tensor  # (23, 24) 1 where joint i is the parent of bone b (joint b + 1)
     ancestors: torch.Tensor  # (24, 23) 1 where bone b (joint b + 1 and its parent) lies on joint j's path
     vertex_index: dict[str, int]  # name -> row of the surface points
+
+
+def _pointer_jumps(parents: list[int]) -> list[torch.Tensor]:
+    """The parent tables of pointer jumping (Hillis & Steele 1986) over a tree of J joints.
+
+    Step k composes each joint's rotation with that of its 2^k-th ancestor, so that
+    ceil(log2(depth + 1)) steps (4 for SMPL's depth of 8) give every global rotation; index J
+    stands for the identity above the root."""
+    count = len(parents)
+    current = np.array([count if p < 0 else p for p in parents])
+    steps = []
+    while (current < count).any():
+        steps.append(torch.as_tensor(current))
+        current = np.append(current, count)[current]
+    return steps
 
 
 def _kinematics(body: BodyModel, vertex_ids: dict[str, int]) -> _Kinematics:
     ids = np.array(list(vertex_ids.values()), dtype=np.int64)
     parents = [int(p) for p in body.parents]
-    depth = np.zeros(NUM_SMPL_JOINTS, dtype=int)
-    for joint in range(1, NUM_SMPL_JOINTS):
-        depth[joint] = depth[parents[joint]] + 1
-    by_level = [np.nonzero(depth == level)[0] for level in range(depth.max() + 1)]
-    position = {int(joint): i for joints in by_level for i, joint in enumerate(joints)}
-    levels = [
-        (torch.as_tensor(joints - 1), torch.as_tensor([position[parents[j]] for j in joints]))
-        for joints in by_level[1:]
-    ]
     ancestors = np.zeros((NUM_SMPL_JOINTS, NUM_SMPL_JOINTS - 1), dtype=np.float32)
     for joint in range(1, NUM_SMPL_JOINTS):
         link = joint
         while link != 0:
             ancestors[joint, link - 1] = 1.0
             link = parents[link]
+    bone_parent = np.zeros((NUM_SMPL_JOINTS - 1, NUM_SMPL_JOINTS), dtype=np.float32)
+    bone_parent[np.arange(NUM_SMPL_JOINTS - 1), parents[1:]] = 1.0
     as_tensor = lambda array: torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32)  # noqa: E731
     return _Kinematics(
         joint_template=as_tensor(body.J_regressor @ body.v_template_m),
@@ -217,8 +227,8 @@ def _kinematics(body: BodyModel, vertex_ids: dict[str, int]) -> _Kinematics:
         vertex_shapedirs=as_tensor(body.shapedirs[ids]),
         vertex_weights=as_tensor(body.weights[ids]),
         parents=parents,
-        levels=levels,
-        joint_rows=torch.as_tensor(np.argsort(np.concatenate(by_level))),
+        jump_parents=_pointer_jumps(parents),
+        bone_parent=as_tensor(bone_parent),
         ancestors=as_tensor(ancestors),
         vertex_index={name: row for row, name in enumerate(vertex_ids)},
     )
@@ -258,34 +268,62 @@ def posed_points(
     root: torch.Tensor,
     body_rotations: torch.Tensor,
     transl: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posed joints (T, 24, 3) and surface points (T, S, 3) in the camera frame.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Posed joints (T, 24, 3), surface points (T, S, 3) and global rotations (T, 24, 3, 3) in
+    the camera frame; linear blend skinning without pose correctives.
 
     betas (B,); root (T, 3, 3) global orientation; body_rotations (T, 23, 3, 3); transl (T, 3).
-    The root rotates about the rest pelvis joint, as in SMPL.
+    The root rotates about the rest pelvis joint, as in SMPL. The tensors are small, so the time
+    goes to the number of operations (and their backward passes), which is kept low here.
     """
+    frames, count = len(root), NUM_SMPL_JOINTS
     rest_joints = kin.joint_template + kin.joint_shapedirs @ betas  # (24, 3)
     rest_vertices = kin.vertex_template + kin.vertex_shapedirs @ betas  # (S, 3)
     bones = rest_joints[1:] - rest_joints[kin.parents[1:]]  # (23, 3) offsets from each parent
-    # Global rotations one tree level at a time (8 products instead of 23: the backward pass of
-    # many tiny per-joint ops dominated the fit's time); a level's parents are all in the last one.
-    level = root[:, None]  # (T, 1, 3, 3)
-    stack = [level]
-    for pose_rows, parent_positions in kin.levels:
-        level = level[:, parent_positions] @ body_rotations[:, pose_rows]
-        stack.append(level)
-    global_rot = torch.cat(stack, 1)[:, kin.joint_rows]  # (T, 24, 3, 3), SMPL order
-    # Each joint is the root plus the rotated bones on its path: all in two products.
-    rotated_bones = (global_rot[:, kin.parents[1:]] @ bones[:, :, None])[..., 0]  # (T, 23, 3)
-    joints = rest_joints[0] + transl[:, None] + kin.ancestors @ rotated_bones  # (T, 24, 3)
-    # Linear blend skinning of the few surface points with blended transforms (one dense matmul,
-    # no gathers): v' = (sum_j w_j R_j) v + sum_j w_j (p_j - R_j J_j)
-    offsets = joints - (global_rot @ rest_joints[:, :, None])[..., 0]  # (T, 24, 3)
-    transforms = torch.cat([global_rot.flatten(2), offsets], 2)  # (T, 24, 12)
-    blended = kin.vertex_weights @ transforms  # (T, S, 12)
-    rotation, offset = blended[..., :9].unflatten(-1, (3, 3)), blended[..., 9:]
-    vertices = (rotation @ rest_vertices[:, :, None])[..., 0] + offset  # (T, S, 3)
+    identity = torch.eye(3, dtype=root.dtype).expand(frames, 1, 3, 3)
+    rotations = torch.cat([root[:, None], body_rotations, identity], 1)  # (T, 25, 3, 3)
+    for parents in kin.jump_parents:
+        rotations = torch.cat([rotations[:, parents] @ rotations[:, :count], identity], 1)
+    global_rot = rotations[:, :count]
+    # Every posed point is linear in the global rotations' columns (row 3i + k: column k of R_i).
+    columns = global_rot.transpose(-1, -2).reshape(frames, 3 * count, 3)
+    # joint j = pelvis + sum over bones b on its path of R_parent(b) bone_b
+    bone_columns = (kin.bone_parent[:, :, None] * bones[:, None, :]).reshape(count - 1, 3 * count)
+    joints = rest_joints[0] + transl[:, None] + (kin.ancestors @ bone_columns) @ columns
+    # surface point s = sum_j w_sj (R_j (v_s - J_j) + p_j)
+    from_joints = kin.vertex_weights[:, :, None] * (rest_vertices[:, None] - rest_joints[None])
+    skinning = torch.cat([from_joints.reshape(-1, 3 * count), kin.vertex_weights], 1)  # (S, 96)
+    vertices = skinning @ torch.cat([columns, joints], 1)
     return joints, vertices, global_rot
+
+
+ADAM_BETAS = (0.9, 0.999)  # Kingma & Ba 2015's defaults (and torch's)
+ADAM_EPS = 1e-8
+
+
+def adam_step(
+    parameter: torch.Tensor, mean: torch.Tensor, square: torch.Tensor, step: int, rate: float
+) -> None:
+    """One Adam update of ``parameter`` by its ``.grad`` (Kingma & Ba 2015, Algorithm 1), in place.
+
+    ``mean`` and ``square`` are the first and second moment estimates (parameter's shape), ``step``
+    counts from 1. The same arithmetic as ``torch.optim.Adam``, without its per-step dispatch
+    (and its import of torch._dynamo, seconds per process): the fit's tensors are small enough
+    that the optimiser's overhead was a tenth of an iteration.
+    """
+    beta1, beta2 = ADAM_BETAS
+    grad = parameter.grad
+    mean.mul_(beta1).add_(grad, alpha=1 - beta1)
+    square.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    denominator = (square.sqrt() / math.sqrt(1 - beta2**step)).add_(ADAM_EPS)
+    parameter.addcdiv_(mean, denominator, value=-rate / (1 - beta1**step))
+
+
+def cosine_rate(base_rate: float, step: int, iterations: int) -> float:
+    """Learning rate at ``step`` of ``iterations``: cosine annealing from ``base_rate`` to a tenth
+    of it (Loshchilov & Hutter 2017, without restarts)."""
+    floor = base_rate / 10
+    return floor + (base_rate - floor) * (1 + math.cos(math.pi * step / iterations)) / 2
 
 
 def project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
@@ -453,6 +491,7 @@ def _fit_window(
     hip_rows = [i for i, c in enumerate(CORRESPONDENCES) if c[0] in (23, 24)]
 
     mixing = to_t(correspondence_matrix(kin))
+    observed_relative = world_t - world_t[:, hip_rows].mean(1, keepdim=True)  # about the hip centre
 
     carriers = torch.as_tensor(carrier_joints(kin))
     # Per-clip landmark offsets in the carrying joint's frame (as MoSh calibrates markers): they
@@ -475,7 +514,6 @@ def _fit_window(
         residual = (project(points, K) - observed_px_t) / height_t
         data_2d = (visibility_t * geman_mcclure((residual**2).sum(-1), settings.robust_sigma)).mean()
         relative = points - points[:, hip_rows].mean(1, keepdim=True)
-        observed_relative = world_t - world_t[:, hip_rows].mean(1, keepdim=True)
         data_3d = (visibility_t * ((relative - observed_relative) ** 2).sum(-1)).mean()
         total = settings.w_2d * data_2d + settings.w_3d * data_3d
         if stage == "torso":
@@ -516,16 +554,16 @@ def _fit_window(
         return (per_frame * has_mask).sum() / has_mask.sum().clamp(min=1)
 
     def optimise(parameters, iterations: int, stage: str, ground, report: Progress) -> None:
-        optimiser = torch.optim.Adam(parameters, lr=settings.learning_rate)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimiser, iterations, eta_min=settings.learning_rate / 10
-        )
+        moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in parameters]
         for step in range(iterations):
-            optimiser.zero_grad()
+            for parameter in parameters:
+                parameter.grad = None
             loss = energy(stage, ground)
             loss.backward()
-            optimiser.step()
-            schedule.step()
+            rate = cosine_rate(settings.learning_rate, step, iterations)
+            with torch.no_grad():
+                for parameter, (mean, square) in zip(parameters, moments, strict=True):
+                    adam_step(parameter, mean, square, step + 1, rate)
             if step % 20 == 0:
                 report(step / iterations, f"{stage} {step}/{iterations} energy {loss.item():.4g}")
 
@@ -673,6 +711,9 @@ def fit_bodies(
             )
         fixed = fixed or result.fixed
         parts.append((start, result.fit))
+        # Each window's many small autograd tensors leave free pages inside the heap, between the
+        # results that live on; handed back, they do not add up over a long clip's windows.
+        release_free_memory()
     if len(parts) == 1 and starts == [0]:
         fit = parts[0][1]
         fit.focal_source, fit.timing_s = focal_source, time.perf_counter() - started

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
+import torch
 from synthetic_views import observe, truth_motion
 
-from hmn_blender_addon.body.model import load_body_model
+from hmn_blender_addon.body.model import body_forward, load_body_model
 from hmn_blender_addon.errors import HMNError
-from hmn_blender_addon.fitting import FitSettings, choose_focal, default_focal_px, fit_bodies, window_starts
+from hmn_blender_addon.fitting import (
+    FitSettings,
+    _kinematics,
+    axis_angle_to_matrix,
+    choose_focal,
+    default_focal_px,
+    fit_bodies,
+    posed_points,
+    window_starts,
+)
 from hmn_blender_addon.metrics.accuracy import mpjpe_mm, pa_mpjpe_mm
 from hmn_blender_addon.mocap import load_bvh_as_smpl
 
@@ -31,6 +43,23 @@ def scenario(shared_data):
 def fitted(scenario):
     body, _, keypoints = scenario
     return fit_bodies(keypoints, body, FitSettings(focal_px=FOCAL_PX))
+
+
+def test_posed_points_are_smplx_blend_skinning_without_pose_correctives():
+    body = load_body_model("open")
+    rows = np.linspace(0, body.num_vertices - 1, 50).astype(int)
+    kin = _kinematics(body, {f"point_{i}": int(row) for i, row in enumerate(rows)})
+    rng = np.random.default_rng(0)
+    betas = torch.as_tensor(rng.normal(size=body.num_betas), dtype=torch.float32)
+    pose = torch.as_tensor(rng.normal(scale=0.4, size=(5, 24, 3)), dtype=torch.float32)
+    transl = torch.as_tensor(rng.normal(size=(5, 3)), dtype=torch.float32)
+    joints, points, _ = posed_points(
+        kin, betas, axis_angle_to_matrix(pose[:, 0]), axis_angle_to_matrix(pose[:, 1:]), transl
+    )
+    without_correctives = dataclasses.replace(body, posedirs=np.zeros_like(body.posedirs))
+    true_vertices, true_joints = body_forward(without_correctives, betas.expand(5, -1), pose, transl)
+    assert torch.allclose(joints, true_joints, atol=1e-5)
+    assert torch.allclose(points, true_vertices[:, rows], atol=1e-5)
 
 
 def test_fit_recovers_the_true_joints(scenario, fitted):
