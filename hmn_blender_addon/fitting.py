@@ -19,7 +19,8 @@ Energy, each term a mean over frames (and points), weights in :class:`FitSetting
 
 Kinematics never evaluate the full mesh: the joints come from forward kinematics of
 ``J_regressor @ v_shaped`` and the few surface points by linear blend skinning of those vertices
-only, so an iteration costs a few milliseconds for hundreds of frames. Camera: pinhole, principal
+only, so an iteration costs a few milliseconds for hundreds of frames. Three stages (torso,
+body, contact) of Adam steps, the rate cosine-annealed to a tenth in each. Camera: pinhole, principal
 point at the image centre; focal length from ``--focal-px``, else the clip's metadata, else a
 phone-like default (26 mm equivalent), and the result says which.
 """

@@ -14,8 +14,10 @@ from hmn_blender_addon.errors import HMNError
 from hmn_blender_addon.fitting import (
     FitSettings,
     _kinematics,
+    adam_step,
     axis_angle_to_matrix,
     choose_focal,
+    cosine_rate,
     default_focal_px,
     fit_bodies,
     posed_points,
@@ -60,6 +62,26 @@ def test_posed_points_are_smplx_blend_skinning_without_pose_correctives():
     true_vertices, true_joints = body_forward(without_correctives, betas.expand(5, -1), pose, transl)
     assert torch.allclose(joints, true_joints, atol=1e-5)
     assert torch.allclose(points, true_vertices[:, rows], atol=1e-5)
+
+
+def test_the_fit_steps_as_torch_adam_with_cosine_annealing():
+    target = torch.tensor([[1.0, -2.0, 0.5], [3.0, 0.0, -1.0]])
+    ours = torch.zeros(2, 3, requires_grad=True)
+    theirs = torch.zeros(2, 3, requires_grad=True)
+    optimiser = torch.optim.Adam([theirs], lr=0.03)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, 40, eta_min=0.003)
+    mean, square = torch.zeros(2, 3), torch.zeros(2, 3)
+    for step in range(40):
+        ours.grad = None
+        ((ours - target) ** 4).sum().backward()
+        with torch.no_grad():
+            adam_step(ours, mean, square, step + 1, cosine_rate(0.03, step, 40))
+        optimiser.zero_grad()
+        ((theirs - target) ** 4).sum().backward()
+        optimiser.step()
+        schedule.step()
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    assert cosine_rate(0.03, 0, 40) == 0.03 and abs(cosine_rate(0.03, 40, 40) - 0.003) < 1e-12
 
 
 def test_fit_recovers_the_true_joints(scenario, fitted):
