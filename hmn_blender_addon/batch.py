@@ -44,7 +44,7 @@ COHORT_FILE = "cohort.csv"
 GROUPS_FILE = "groups.csv"
 GROUPS_PLOT = "groups.png"
 # Peak resident memory of one worker on a 720p clip, with a margin: measured 0.65 GB for 60 s
-# and 0.73 GB for 600 s (frames stream; the per-frame arrays are small).
+# and 0.68 GB for 600 s (frames stream; the per-frame arrays are small).
 WORKER_MEMORY_BYTES = 2 << 30
 HEIGHT_COLUMN = "subject_height_m"  # the metadata CSV's optional per-video height
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
