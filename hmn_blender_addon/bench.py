@@ -2,8 +2,9 @@
 
 ``python -m hmn_blender_addon bench --out DIR [--clips N] [--coordination-walks N] [--set DIR]
 [--frames N] [--size WxH]``, or ``bench --out DIR --scale-checks [--scale-videos N]
-[--scale-long-s S]`` for the scale checks of :mod:`.scale` (throughput on 1 and 2 workers, peak
-memory of a long against a 1-minute 720p clip), printed and written to ``DIR/scale.json``.
+[--scale-long-s S]`` for the scale checks of :mod:`.scale` (throughput on 1 and 2 workers, the
+same batch's cohort.csv on a local Ray instance, peak memory of a long against a 1-minute 720p
+clip), printed and written to ``DIR/scale.json``.
 
 The set: ``--set DIR`` reads clips made by ``synth`` (each sub-folder with ``clip.mp4``,
 ``truth.json``, ``masks.npz``); otherwise N clips are rendered into ``DIR/clips`` (kept, and reused
@@ -671,6 +672,11 @@ def format_scale(scale: dict) -> str:
         for workers, entry in scale["throughput"].items()
     ]
     lines.append(f"2 workers over 1: {scale['speedup_2_over_1']:.2f}x")
+    on_ray = scale["ray"]
+    lines.append(
+        f"the same batch on a local Ray instance: {on_ray['seconds']:.0f} s, {on_ray['failed']} failed, "
+        f"cohort.csv {'identical to' if on_ray['cohort_identical'] else 'DIFFERS from'} the 2 workers'"
+    )
     memory = ", ".join(f"{clip} clip {mb:.0f} MB" for clip, mb in scale["peak_rss_mb"].items())
     lines.append(
         f"peak memory of one run at 720p: {memory}; long / short {scale['long_over_short_memory']:.3f}"
@@ -736,8 +742,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--scale-checks",
         action="store_true",
-        help="instead of the accuracy bench: batch throughput on 1 and 2 workers and the peak memory "
-        "of a long against a 1-minute 720p clip (DIR/scale.json)",
+        help="instead of the accuracy bench: batch throughput on 1 and 2 workers, the same batch's "
+        "cohort.csv on a local Ray instance, and the peak memory of a long against a 1-minute 720p "
+        "clip (DIR/scale.json)",
     )
     parser.add_argument("--scale-videos", type=int, default=20, help="videos in the throughput batch")
     parser.add_argument("--scale-long-s", type=float, default=600.0, help="the long clip's seconds")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .batch import run_batch
+from .batch import COHORT_FILE, run_batch
 from .cache import fresh_cache
 from .pipeline import SAMPLE_CLIP, RunSettings
 
@@ -80,6 +80,24 @@ def throughput(
     return results
 
 
+def ray_batch(videos: Sequence[Path], out_dir: Path, settings: RunSettings, reference_dir: Path) -> dict:
+    """The batch of ``videos`` on a local Ray instance of 2 CPUs (fresh cache): its seconds, its
+    failures, and whether its cohort.csv is byte for byte the one in ``reference_dir``."""
+    import ray
+
+    try:
+        with fresh_cache():
+            result = run_batch(videos, out_dir, settings, workers=2, ray_address="local")
+    finally:
+        ray.shutdown()
+    identical = (out_dir / COHORT_FILE).read_bytes() == (reference_dir / COHORT_FILE).read_bytes()
+    return {
+        "seconds": round(result.seconds, 2),
+        "failed": len(result.failures),
+        "cohort_identical": identical,
+    }
+
+
 def peak_memory_mb(video: Path, out_dir: Path, settings: RunSettings) -> float:
     """Peak resident memory (MB) of one worker process running ``video`` from a fresh cache."""
     with fresh_cache():
@@ -98,10 +116,13 @@ def scale_checks(
     settings: RunSettings | None = None,
 ) -> dict:
     """The bench's scale entry: throughput of ``clips`` short clips on 1 and 2 workers (and their
-    ratio), and the peak memory of a ``long_s`` against a ``short_s`` 720p clip (and their ratio)."""
+    ratio), the same batch on a local Ray instance (its cohort.csv against the 2 workers'), and
+    the peak memory of a ``long_s`` against a ``short_s`` 720p clip (and their ratio)."""
     settings = settings or RunSettings(write_blend=False)
     out = Path(out_dir)
-    rates = throughput(window_clips(out / "clips", clips), out / "throughput", settings)
+    videos = window_clips(out / "clips", clips)
+    rates = throughput(videos, out / "throughput", settings)
+    on_ray = ray_batch(videos, out / "ray", settings, out / "throughput" / "workers_2")
     memory = {
         f"{seconds:g}s": peak_memory_mb(
             looped_clip(out / f"clip_{seconds:g}s.mp4", seconds), out / f"memory_{seconds:g}s", settings
@@ -111,6 +132,7 @@ def scale_checks(
     return {
         "throughput": rates,
         "speedup_2_over_1": round(rates["2"]["videos_per_hour"] / rates["1"]["videos_per_hour"], 2),
+        "ray": on_ray,
         "peak_rss_mb": memory,
         "long_over_short_memory": round(memory[f"{long_s:g}s"] / memory[f"{short_s:g}s"], 3),
     }

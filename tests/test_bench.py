@@ -170,6 +170,7 @@ def test_scale_checks_are_printed():
             "2": {"workers": 2, "seconds": 400.0, "videos_per_hour": 180.0, "failed": 0},
         },
         "speedup_2_over_1": 1.5,
+        "ray": {"seconds": 410.0, "failed": 0, "cohort_identical": True},
         "peak_rss_mb": {"60s": 1000.0, "600s": 1050.0},
         "long_over_short_memory": 1.05,
     }
@@ -177,6 +178,7 @@ def test_scale_checks_are_printed():
         "batch throughput, 1 worker(s): 120 videos/h (600 s, 0 failed)",
         "batch throughput, 2 worker(s): 180 videos/h (400 s, 0 failed)",
         "2 workers over 1: 1.50x",
+        "the same batch on a local Ray instance: 410 s, 0 failed, cohort.csv identical to the 2 workers'",
         "peak memory of one run at 720p: 60s clip 1000 MB, 600s clip 1050 MB; long / short 1.050",
     ]
 
