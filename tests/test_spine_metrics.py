@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from hmn_blender_addon.errors import HMNError
 from hmn_blender_addon.metrics.angles import rotation_from_cardan
@@ -147,6 +148,28 @@ def test_body_masks_fill_the_projected_triangles():
     masks = body_masks(square[None], np.array([[0, 1, 2], [0, 2, 3]]), K, (40, 20))
     assert masks.shape == (1, 20, 40)
     assert masks[0, 5:16, 10:31].all() and masks[0].sum() == 11 * 21  # pixels 10..30 x 5..15
+
+
+def test_body_masks_are_the_union_of_overlapping_closed_meshes():
+    import cv2
+
+    corners = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=float)
+    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    cube_faces = np.array([tri for a, b, c, d in quads for tri in ((a, b, c), (a, c, d))])
+    turn = Rotation.from_euler("xy", [25, 35], degrees=True).as_matrix()
+    near = (corners - 0.5) * 0.2 @ turn.T + [0.0, 0.0, 1.0]
+    far = (corners - 0.5) * 0.3 @ turn.T + [0.08, 0.05, 1.6]  # behind the near cube, overlapping it
+    vertices = np.concatenate([near, far])
+    faces = np.concatenate([cube_faces, cube_faces + 8])
+    K = np.array([[200.0, 0, 40], [0, 200.0, 40], [0, 0, 1]])
+    masks = body_masks(vertices[None], faces, K, (80, 80))
+    uvw = vertices @ K.T
+    pixels = np.round(uvw[:, :2] / uvw[:, 2:] * 4).astype(np.int32)
+    union = np.zeros((80, 80), np.uint8)
+    for triangle in pixels[faces]:  # every triangle drawn on its own: the exact silhouette
+        cv2.fillConvexPoly(union, triangle, 1, lineType=cv2.LINE_8, shift=2)
+    assert union.sum() > 1000
+    np.testing.assert_array_equal(masks[0], union.astype(bool))
 
 
 def test_reports_are_written_with_the_section_10_keys(tmp_path):
