@@ -9,10 +9,11 @@ import pytest
 
 from hmn_blender_addon.errors import HMNError
 from hmn_blender_addon.metrics.cycles import spine_metrics, walk_metrics
+from hmn_blender_addon.spine.morphology import rest_back_profile
 from hmn_blender_addon.spine.profile import back_surface_z
 from hmn_blender_addon.synth.command import SynthSettings, check_settings
-from hmn_blender_addon.synth.gait import GaitSettings, make_motion, rest_body
-from hmn_blender_addon.synth.spine import KYPHOSIS_RANGE_DEG, LORDOSIS_RANGE_DEG
+from hmn_blender_addon.synth.gait import GaitSettings, make_motion, rest_anchors, rest_body
+from hmn_blender_addon.synth.spine import KYPHOSIS_RANGE_DEG, LORDOSIS_RANGE_DEG, sample_profile
 from hmn_blender_addon.synth.trunk import healthy_relative_phase_deg
 
 
@@ -80,7 +81,7 @@ def test_spine_profile_and_placement_inside_the_trunk(walks):
     # S1 .. C7 go up; every vertebral body centre lies between the back and front surfaces, at least 3 cm in
     heights = spine.origins_m[:, 1]
     assert np.all(np.diff(heights) > 0)
-    body = rest_body(motion.phenotype)
+    body = rest_body(motion.phenotype, motion.spine_bends_rad)
     for origin in spine.origins_m:
         back, front = back_surface_z(body.vertices_m, origin[1])
         assert back + 0.03 < origin[2] < front - 0.03
@@ -89,6 +90,35 @@ def test_spine_profile_and_placement_inside_the_trunk(walks):
     chords /= np.linalg.norm(chords, axis=1, keepdims=True)
     tangents = spine.rotations[:, :, 1]
     assert np.all(np.einsum("ij,ij->i", chords, 0.5 * (tangents[1:] + tangents[:-1])) > 0.99)
+
+
+def test_the_body_shows_the_drawn_curvature_on_its_back(walks):
+    """The truth's curvature is the drawn one, and the walking body's back shows it, read as the
+    pipeline reads a back; Anny's own back (unbent) shows another."""
+    motion, _ = walks["normal"]
+    truth = motion.rest_spine.profile
+    drawn = sample_profile(np.random.default_rng([7, 2]))  # body seed 7
+    assert truth.lordosis_deg == pytest.approx(drawn.lordosis_deg, abs=1.0)
+    assert truth.kyphosis_deg == pytest.approx(drawn.kyphosis_deg, abs=1.0)
+    body = rest_body(motion.phenotype, motion.spine_bends_rad)
+    s1, c7 = rest_anchors(body)
+    unbent = rest_body(motion.phenotype)
+    assert (
+        abs(
+            rest_back_profile(unbent.vertices_m, s1, c7, unbent.stature_m)[0].lordosis_deg
+            - truth.lordosis_deg
+        )
+        > 15
+    )
+    # every 10th frame's mesh, brought back into the rest frame by the pelvis (S1) motion: the
+    # lordosis on its back moves with the walk's lumbar flexion about the truth's
+    lordosis = []
+    for frame in range(0, len(motion.vertices_m), 10):
+        pelvis = motion.anatomical_rotations[frame, 0]
+        local = (motion.vertices_m[frame] - motion.joints_m[frame, 0]) @ pelvis + body.joints_m[0]
+        lordosis.append(rest_back_profile(local, s1, c7, body.stature_m)[0].lordosis_deg)
+    assert np.mean(lordosis) == pytest.approx(truth.lordosis_deg, abs=4.0)
+    assert np.ptp(lordosis) < 15.0
 
 
 def test_same_settings_same_truth(walks, mocap_dir):

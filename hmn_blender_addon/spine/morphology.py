@@ -93,6 +93,31 @@ def depth_below_back_m(
     return (S1_DEPTH_M + share * (C7_DEPTH_M - S1_DEPTH_M)) * stature_m / REFERENCE_STATURE_M
 
 
+def profile_of_back(
+    heights_m: np.ndarray, back_z_m: np.ndarray, s1_m: np.ndarray, c7_m: np.ndarray, stature_m: float
+) -> tuple[SpineProfile, np.ndarray]:
+    """The spinal curve an anatomical depth in front of a back, and the profile that best follows it.
+
+    Args:
+        heights_m: (N,) increasing heights from the S1 anchor's to the C7 anchor's; back_z_m: (N,)
+            the back's anterior coordinate there; s1_m, c7_m: (3,) the anchors; stature_m: for the depth.
+    Returns the profile (:func:`profile_from_curve`) and the curve (N, 2): (height, anterior).
+    """
+    anterior = back_z_m + depth_below_back_m(heights_m, s1_m[1], c7_m[1], stature_m)
+    curve = np.stack([heights_m, anterior], axis=1)
+    return profile_from_curve(heights_m, anterior), curve
+
+
+def rest_back_profile(
+    rest_vertices_m: np.ndarray, s1_m: np.ndarray, c7_m: np.ndarray, stature_m: float
+) -> tuple[SpineProfile, np.ndarray]:
+    """:func:`profile_of_back` of a rest body's own back (``back_surface_z``), every
+    :data:`LEVEL_STEP_M` from the S1 anchor up to the C7 anchor (SMPL axes)."""
+    heights = s1_m[1] + LEVEL_STEP_M * np.arange(round((c7_m[1] - s1_m[1]) / LEVEL_STEP_M) + 1)
+    back = np.array([back_surface_z(rest_vertices_m, height)[0] for height in heights])
+    return profile_of_back(heights, back, s1_m, c7_m, stature_m)
+
+
 def profile_from_curve(heights_m: np.ndarray, anterior_m: np.ndarray) -> SpineProfile:
     """Lordosis and kyphosis of the :mod:`.profile` chain that best follows a sagittal spinal curve.
 
@@ -213,9 +238,7 @@ def spine_morphology(
     source = "mask_contour" if back is not None else "body_surface"
     if back is None:
         frames, back = frames[:0], body_back[reach : reach + levels]
-    heights = wide[2 * reach : 2 * reach + levels]
-    curve = np.stack([heights, back + depth_below_back_m(heights, s1[1], c7[1], stature)], axis=1)
-    measured = profile_from_curve(curve[:, 0], curve[:, 1])
+    measured, curve = profile_of_back(wide[2 * reach : 2 * reach + levels], back, s1, c7, stature)
     rest = place_spine(measured, s1, c7)
     return SpineMorphology(rest.profile, rest, source, len(frames), curve)
 

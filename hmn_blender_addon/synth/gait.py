@@ -2,8 +2,9 @@
 
 World (lab) frame: SMPL's axes (x left of the walker, y up, z the direction of walking), metres,
 the floor at y = 0. Steps:
-1. The phenotype and spine profile come from the body seed; Anny's rest body gives the stature,
-   the 24 SMPL-named joint centres (the bone heads the body bridge maps to each SMPL joint:
+1. The phenotype and spine profile come from the body seed; Anny's rest body, its spine bones bent
+   so that its back shows the drawn curvature (:func:`curved_rest_body`), gives the stature, the 24
+   SMPL-named joint centres (the bone heads the body bridge maps to each SMPL joint:
    ``anny_bridge.SMPL_DRIVE_BONES``) and the spine's anchors.
 2. A CMU walk and a window of it come from the seed (a stride repeated when the clip is short);
    where the CMU folder is absent, the procedural walk of :mod:`.procedural` stands in.
@@ -14,7 +15,7 @@ the floor at y = 0. Steps:
    are replaced by the trunk model, and the neck and head move with the thorax (the captured
    neck extends to compensate the captured spine's flexion, which the model replaces); its
    pelvis path, turned to walk along +z and scaled by leg length, keeps its sway and progression.
-3. Anny's trunk bones deform the mesh with the vertebra-level rotations: each of ``spine05`` ..
+3. Anny's trunk bones deform the bent mesh with the vertebra-level rotations: each of ``spine05`` ..
    ``spine01`` takes the product of the intervertebral rotations whose joints lie between its head
    and the next bone's head (in the rest posture), so the mesh's trunk follows the vertebra chain
    (exactly at those bone boundaries, within a few millimetres between them).
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation
 
 from ..body.anny_bridge import ANNY_TO_SMPL, anny_model, anny_pose_from_smpl, joint_centres_from_bone_heads
@@ -39,7 +41,8 @@ from ..metrics.angles import rotation_from_cardan
 from ..metrics.cycles import heel_strikes_from_joints
 from ..mocap import MocapClip, walking_clips
 from ..skeleton import SMPL_JOINT_INDEX
-from ..spine.profile import RestSpine, place_spine, spine_anchors
+from ..spine.morphology import rest_back_profile
+from ..spine.profile import RestSpine, SpineProfile, place_spine, spine_anchors
 from ..spine.segments import chain_world
 from .clothing import garment_regions
 from .phenotype import Phenotype, sample_phenotype
@@ -54,6 +57,7 @@ from .trunk import (
 )
 
 ANNY_SPINE_BONES = ("spine05", "spine04", "spine03", "spine02", "spine01")
+SPINE_BEND_REGULARISER = 0.05  # residual per degree of bend: prefers small bends among equal fits
 REPLACED_SMPL_JOINTS = ("spine1", "spine2", "spine3")
 FRAME_CHUNK = 32  # frames per Anny evaluation: bounds the skinning's memory
 LEAD_FRAMES = 8  # a window starts this many frames before a left heel strike (edge peaks are weak)
@@ -94,6 +98,7 @@ class Motion:
     phenotype: Phenotype
     stature_m: float
     rest_spine: RestSpine
+    spine_bends_rad: np.ndarray  # (5,) the rest posture's bends of spine05..spine01 (curved_rest_body)
     amplitudes: TrunkAmplitudes
     coordination_phase_deg: float  # the thorax-pelvis transverse phase the trunk model was given
     source: str  # mocap clip and frames used
@@ -116,17 +121,92 @@ def _to_smpl(anny_points: torch.Tensor) -> np.ndarray:
     return (anny_points.double() @ torch.as_tensor(ANNY_TO_SMPL).T).numpy()
 
 
-def rest_body(phenotype: Phenotype) -> RestBody:
-    """Anny's rest (reference) pose for a phenotype, in SMPL axes."""
+def _about_lateral(angles_rad: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotations about the body's lateral (SMPL x) axis; positive bends forward."""
+    angles = np.asarray(angles_rad, dtype=np.float64)
+    return (
+        Rotation.from_rotvec(angles.reshape(-1, 1) * [1.0, 0.0, 0.0]).as_matrix().reshape(*angles.shape, 3, 3)
+    )
+
+
+def rest_body(phenotype: Phenotype, spine_bends_rad: np.ndarray | None = None) -> RestBody:
+    """Anny's rest (reference) pose for a phenotype, in SMPL axes; ``spine_bends_rad`` (5,) bends
+    spine05 .. spine01 about the lateral axis (see :func:`curved_rest_body`)."""
     model = anny_model()
+    delta = np.tile(np.eye(4), (len(ANNY_SPINE_BONES), 1, 1))
+    if spine_bends_rad is not None:
+        delta[:, :3, :3] = ANNY_TO_SMPL.T @ _about_lateral(spine_bends_rad) @ ANNY_TO_SMPL
+    pose = {
+        bone: torch.as_tensor(delta[b : b + 1], dtype=torch.float32)
+        for b, bone in enumerate(ANNY_SPINE_BONES)
+    }
     with torch.no_grad():
-        out = model(phenotype_kwargs=_phenotype_tensor(phenotype), pose_parameterization="local-ref")
+        out = model(
+            pose_parameters=pose,
+            phenotype_kwargs=_phenotype_tensor(phenotype),
+            pose_parameterization="local-ref",
+        )
     heads = out["bone_poses"][0, :, :3, 3]
     vertices = _to_smpl(out["vertices"][0])
     joints = _to_smpl(joint_centres_from_bone_heads(heads, model.bone_labels))
     spine_heads = {b: _to_smpl(heads[model.bone_labels.index(b)]) for b in (*ANNY_SPINE_BONES, "neck01")}
     stature = float(vertices[:, 1].max() - vertices[:, 1].min())
     return RestBody(vertices, joints, spine_heads, stature)
+
+
+def rest_anchors(body: RestBody) -> tuple[np.ndarray, np.ndarray]:
+    """The S1 and C7 anchors (:func:`.profile.spine_anchors`) of a rest body."""
+    hips = 0.5 * (body.joints_m[SMPL_JOINT_INDEX["left_hip"]] + body.joints_m[SMPL_JOINT_INDEX["right_hip"]])
+    return spine_anchors(body.vertices_m, hips, body.bone_heads_m["neck01"], body.stature_m)
+
+
+def curved_rest_body(phenotype: Phenotype, drawn: SpineProfile) -> tuple[RestBody, np.ndarray, SpineProfile]:
+    """The rest body whose back shows the drawn curvature: (body, spine bends (5,) rad, its profile).
+
+    Anny's own trunk has a curvature of its phenotype's (lordosis 7 to 70 deg over the bench's bodies,
+    read from the back as the pipeline reads it: :func:`..spine.morphology.rest_back_profile`),
+    unrelated to the drawn one, and a video can only show the back. So spine05 .. spine01 are bent
+    about the lateral axis until the back's profile has the drawn lordosis and kyphosis, with the
+    S1 -> C7 chord's direction kept (the trunk does not lean) and small bends preferred (a few
+    degrees a bone suffice: a lordosis of 30 deg more is about a centimetre deeper mid-lumbar).
+    The back's profile is piecewise smooth in the bends (vertices enter and leave its strip), so the
+    least-squares solve uses 2-degree central differences and, where it stalls more than a degree
+    away, restarts from a step along a 6-degree secant. The returned profile is the one the bent back
+    shows (within a degree of the drawn one when the solve reaches it): it is the truth.
+    """
+    unbent = rest_body(phenotype)
+    s1, c7 = rest_anchors(unbent)
+    chord_deg = np.degrees(np.arctan2(c7[2] - s1[2], c7[1] - s1[1]))
+
+    def shown(bends_deg: np.ndarray) -> tuple[RestBody, SpineProfile, float]:
+        body = rest_body(phenotype, np.radians(bends_deg))
+        s1, c7 = rest_anchors(body)
+        profile, _ = rest_back_profile(body.vertices_m, s1, c7, body.stature_m)
+        return body, profile, float(np.degrees(np.arctan2(c7[2] - s1[2], c7[1] - s1[1])))
+
+    def residual(bends_deg: np.ndarray) -> np.ndarray:
+        _, profile, chord = shown(bends_deg)
+        misses = [profile.lordosis_deg - drawn.lordosis_deg, profile.kyphosis_deg - drawn.kyphosis_deg]
+        return np.r_[misses, chord - chord_deg, SPINE_BEND_REGULARISER * bends_deg]
+
+    def secant(bends_deg: np.ndarray, step_deg: float) -> np.ndarray:
+        return np.stack(
+            [
+                (residual(bends_deg + e) - residual(bends_deg - e)) / (2 * step_deg)
+                for e in step_deg * np.eye(5)
+            ],
+            1,
+        )
+
+    start = np.zeros(len(ANNY_SPINE_BONES))
+    solve = lambda x0: least_squares(residual, x0, jac=lambda x: secant(x, 2.0), xtol=1e-3, ftol=1e-4)  # noqa: E731
+    best = solve(start)
+    if np.abs(best.fun[:3]).max() > 1.0:
+        step = np.linalg.lstsq(secant(start, 6.0)[:3], -residual(start)[:3], rcond=None)[0]
+        retry = solve(step)
+        best = retry if retry.cost < best.cost else best
+    body, profile, _ = shown(best.x)
+    return body, np.radians(best.x), profile
 
 
 def gait_phase(clip: MocapClip) -> np.ndarray:
@@ -232,16 +312,25 @@ def _retarget_limbs(local_rotvec: np.ndarray, turn: Rotation, pelvis_rotation: n
     return Rotation.from_matrix(out.reshape(-1, 3, 3)).as_rotvec().reshape(frames, -1, 3)
 
 
-def _spine_bone_deltas(joints: np.ndarray, rest_spine: RestSpine, body: RestBody) -> dict[str, torch.Tensor]:
-    """Anny local-ref deltas (T, 4, 4) of spine05..spine01: products of the intervertebral rotations
-    whose joints (vertebra origins 1..18) lie at or above each bone's head and below the next one's."""
+def _spine_bone_deltas(
+    joints: np.ndarray, rest_spine: RestSpine, body: RestBody, bends_rad: np.ndarray
+) -> dict[str, torch.Tensor]:
+    """Anny local-ref deltas (T, 4, 4) of spine05..spine01: the static bends, then the products P_b
+    of the intervertebral rotations whose joints (vertebra origins 1..18) lie at or above each bone's
+    head and below the next one's (``body`` is the bent rest body).
+
+    The motion acts on the bent rest posture: bone b's rotation is Q_b S_b with Q_b = P_1..P_b and
+    S_b = bend_1..bend_b, so its delta is S_(b-1)^T P_b S_(b-1) bend_b."""
     heads = np.array([body.bone_heads_m[b][1] for b in ANNY_SPINE_BONES])
     owner = np.clip(np.searchsorted(heads, rest_spine.origins_m[1:, 1], side="right") - 1, 0, len(heads) - 1)
     axes = ANNY_TO_SMPL
     frames = joints.shape[0]
+    bends = _about_lateral(bends_rad)
+    below = np.eye(3)  # S_(b-1)
     deltas = {}
     for b, bone in enumerate(ANNY_SPINE_BONES):
-        product = _product(joints[:, owner == b])
+        product = below.T @ _product(joints[:, owner == b]) @ below @ bends[b]
+        below = below @ bends[b]
         delta = np.zeros((frames, 4, 4))
         delta[:, :3, :3] = axes.T @ product @ axes
         delta[:, 3, 3] = 1.0
@@ -297,14 +386,10 @@ def pick_clip(
 def make_motion(settings: GaitSettings, mocap_dir: Path) -> Motion:
     """The synthetic walk for these settings (deterministic)."""
     phenotype = sample_phenotype(settings.body_seed)
-    body = rest_body(phenotype)
-    s1, c7 = spine_anchors(
-        body.vertices_m,
-        0.5 * (body.joints_m[SMPL_JOINT_INDEX["left_hip"]] + body.joints_m[SMPL_JOINT_INDEX["right_hip"]]),
-        body.bone_heads_m["neck01"],
-        body.stature_m,
+    body, bends, profile = curved_rest_body(
+        phenotype, sample_profile(np.random.default_rng([settings.body_seed, 2]))
     )
-    spine = place_spine(sample_profile(np.random.default_rng([settings.body_seed, 2])), s1, c7)
+    spine = place_spine(profile, *rest_anchors(body))
 
     rng = np.random.default_rng([settings.seed, 3])
     clip, phase = pick_clip(usable_clips(Path(mocap_dir), settings.fps), settings.frames, rng)
@@ -321,7 +406,7 @@ def make_motion(settings: GaitSettings, mocap_dir: Path) -> Motion:
     joints = joint_rotations(angles["lumbar"], angles["thoracic"])
     local = _retarget_limbs(clip.local_rotvec_rad[index].astype(np.float64), turn, pelvis_rotation)
     pose = anny_pose_from_smpl(local, path)
-    pose |= _spine_bone_deltas(joints, spine, body)
+    pose |= _spine_bone_deltas(joints, spine, body, bends)
 
     model = anny_model()
     pheno = _phenotype_tensor(phenotype)
@@ -358,6 +443,7 @@ def make_motion(settings: GaitSettings, mocap_dir: Path) -> Motion:
         phenotype=phenotype,
         stature_m=body.stature_m,
         rest_spine=spine,
+        spine_bends_rad=bends,
         amplitudes=amplitudes,
         coordination_phase_deg=float(coordination_deg),
         source=source,
