@@ -19,8 +19,10 @@ Energy, each term a mean over frames (and points), weights in :class:`FitSetting
 
 Kinematics never evaluate the full mesh: the joints come from forward kinematics of
 ``J_regressor @ v_shaped`` and the few surface points by linear blend skinning of those vertices
-only, so an iteration costs a few milliseconds for hundreds of frames. Three stages (torso,
-body, contact) of Adam steps, the rate cosine-annealed to a tenth in each. Camera: pinhole, principal
+only, so an iteration costs a few milliseconds for hundreds of frames. Three stages of Adam steps,
+the rate cosine-annealed to a tenth in each: torso (a fifth of ``iterations``; orientation and
+translation of the rigid body, whose points are posed once), body (``iterations``) and contact (a
+third, after the ground plane is fitted). Camera: pinhole, principal
 point at the image centre; focal length from ``--focal-px``, else the clip's metadata, else a
 phone-like default (26 mm equivalent), and the result says which.
 """
@@ -510,15 +512,28 @@ def _fit_window(
         joints, vertices, rotations = posed_points(kin, betas, root, body_rot, transl)
         return joints, vertices, model_points(joints, vertices, rotations)
 
-    def energy(stage: str, ground: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        joints, vertices, points = evaluate()
+    def data_terms(points: torch.Tensor) -> torch.Tensor:
         residual = (project(points, K) - observed_px_t) / height_t
         data_2d = (visibility_t * geman_mcclure((residual**2).sum(-1), settings.robust_sigma)).mean()
         relative = points - points[:, hip_rows].mean(1, keepdim=True)
         data_3d = (visibility_t * ((relative - observed_relative) ** 2).sum(-1)).mean()
-        total = settings.w_2d * data_2d + settings.w_3d * data_3d
+        return settings.w_2d * data_2d + settings.w_3d * data_3d
+
+    # The torso stage moves the body rigidly (its pose, shape and offsets held), so its model points
+    # are fixed in the root's frame: rotating those costs a fraction of posing the body each step.
+    with torch.no_grad():
+        identity = torch.eye(3).expand(num_frames, 3, 3)
+        body_rot = axis_angle_to_matrix(body_pose.reshape(num_frames, 23, 3))
+        joints, vertices, rotations = posed_points(kin, betas, identity, body_rot, torch.zeros(num_frames, 3))
+        rest_pelvis = joints[0, 0]
+        root_relative = model_points(joints, vertices, rotations) - rest_pelvis  # (T, C, 3)
+
+    def energy(stage: str, ground: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         if stage == "torso":
-            return total
+            root = rotation_6d_to_matrix(root_6d)
+            return data_terms(rest_pelvis + transl[:, None] + root_relative @ root.transpose(-1, -2))
+        joints, vertices, points = evaluate()
+        total = data_terms(points)
         whitened = (body_pose - prior_mean) @ prior_chol
         total = total + settings.w_pose * (whitened**2).sum(-1).mean()
         total = (
@@ -741,7 +756,7 @@ def fit_bodies(
 # ---------------------------------------------------------------- cache
 
 
-FIT_VERSION = 2  # bump when the fit's output changes for the same inputs
+FIT_VERSION = 3  # bump when the fit's output changes for the same inputs
 
 
 def body_fingerprint(body: BodyModel) -> str:

@@ -64,6 +64,24 @@ def test_posed_points_are_smplx_blend_skinning_without_pose_correctives():
     assert torch.allclose(points, true_vertices[:, rows], atol=1e-5)
 
 
+def test_the_root_turns_the_posed_body_rigidly_about_the_rest_pelvis():
+    """What the fit's torso stage relies on: posing once without root and translation, then turning
+    and moving those points, gives the posed body."""
+    body = load_body_model("open")
+    kin = _kinematics(body, {"point": 100, "other": 5000})
+    rng = np.random.default_rng(1)
+    betas = torch.as_tensor(rng.normal(size=body.num_betas), dtype=torch.float32)
+    pose = axis_angle_to_matrix(torch.as_tensor(rng.normal(scale=0.4, size=(4, 24, 3)), dtype=torch.float32))
+    transl = torch.as_tensor(rng.normal(size=(4, 3)), dtype=torch.float32)
+    joints, points, rotations = posed_points(kin, betas, pose[:, 0], pose[:, 1:], transl)
+    unmoved = posed_points(kin, betas, torch.eye(3).expand(4, 3, 3), pose[:, 1:], torch.zeros(4, 3))
+    pelvis = unmoved[0][0, 0]
+    for moved, still in zip((joints, points), unmoved[:2], strict=True):
+        expected = pelvis + transl[:, None] + (still - pelvis) @ pose[:, 0].transpose(-1, -2)
+        assert torch.allclose(moved, expected, atol=1e-5)
+    assert torch.allclose(rotations, pose[:, :1] @ unmoved[2], atol=1e-5)
+
+
 def test_the_fit_steps_as_torch_adam_with_cosine_annealing():
     target = torch.tensor([[1.0, -2.0, 0.5], [3.0, 0.0, -1.0]])
     ours = torch.zeros(2, 3, requires_grad=True)
