@@ -1,7 +1,7 @@
 """``bench``: score every available pipeline stage on rendered ground-truth clips (DESIGN.md 6, 8, 10).
 
-``python -m hmn_blender_addon bench --out DIR [--clips N] [--coordination-walks N] [--set DIR]
-[--frames N] [--size WxH]``, or ``bench --out DIR --scale-checks [--scale-videos N]
+``python -m hmn_blender_addon bench --out DIR [--clips N] [--coordination-walks N] [--screening-walks N]
+[--set DIR] [--frames N] [--size WxH]``, or ``bench --out DIR --scale-checks [--scale-videos N]
 [--scale-long-s S]`` for the scale checks of :mod:`.scale` (throughput on 1 and 2 workers, the
 same batch's cohort.csv on a local Ray instance, peak memory of a long against a 1-minute 720p
 clip), printed and written to ``DIR/scale.json``.
@@ -10,8 +10,11 @@ The set: ``--set DIR`` reads clips made by ``synth`` (each sub-folder with ``cli
 ``truth.json``, ``masks.npz``); otherwise N clips are rendered into ``DIR/clips`` (kept, and reused
 by a later run with the same settings) covering the three views, several bodies, reduced lumbar
 ROM (scale 0.5) and asymmetric gait (asymmetry 0.3), half of them in skin-tight coloured shorts
-and top (:func:`clip_design`), and side-view walks each rendered with several thorax-pelvis
-phases (:func:`coordination_design`), whose estimates must rank as the truth does.
+and top (:func:`clip_design`), side-view walks each rendered with several thorax-pelvis
+phases (:func:`coordination_design`), whose estimates must rank as the truth does, and oblique
+walks each rendered at several lumbar ROM scales and with an asymmetric twin
+(:func:`screening_design`), whose estimated ROMs and symmetry indices must order as they were made
+(:func:`screening_ranking`).
 
 Stages, each timed per clip:
 - ``keypoints`` (:func:`..keypoints.extract_keypoints`, uncached): MediaPipe's landmarks against
@@ -39,7 +42,8 @@ Stages, each timed per clip:
 
 The stages run on an empty stage cache of their own, so that their speed is the work's.
 Writes ``DIR/bench.json`` (``clips``, ``summary``, ``summary_by_view``, ``coordination_ranking``,
-``smoothers``, ``speed``, ``stages``), ``DIR/bench.md`` (the README's table) and prints one table.
+``screening_ranking``, ``smoothers``, ``speed``, ``stages``), ``DIR/bench.md`` (the README's table)
+and prints one table.
 """
 
 from __future__ import annotations
@@ -73,6 +77,11 @@ RECONSTRUCTION_STAGES: tuple[tuple[str, str, str], ...] = (("fit", ".pipeline", 
 VARIANTS = {"normal": (1.0, 0.0), "reduced_rom": (0.5, 0.0), "asymmetric": (1.0, 0.3)}
 COORDINATION_PHASES_DEG = (30.0, 50.0, 120.0)  # pairs 20, 70 and 90 deg apart
 RANK_MIN_DIFFERENCE_DEG = 20.0  # clips made at least this far apart must be ranked as made
+# Screening (issue 8): each walk at these lumbar ROM scales, and its scale-1 clip's asymmetric twin
+SCREENING_SCALES = (0.5, 1.0, 1.5)
+SCREENING_ASYMMETRY = 0.3
+SCREENING_VIEW = "oblique"  # shows the sagittal, frontal and transverse planes at once
+LUMBAR_PLANES = ("sagittal", "frontal", "transverse")
 SURFACE_EVERY = 15  # frames between body-surface comparisons (each regenerates a true mesh)
 # Joints that MediaPipe and SMPL both name (REFERENCES.md section 6), compared in pixels
 KEYPOINT_JOINTS: tuple[str, ...] = tuple(
@@ -125,6 +134,32 @@ def coordination_design(walks: int, frames: int, width: int, height: int) -> lis
         )
         for w in range(walks)
         for phase in COORDINATION_PHASES_DEG
+    ]
+
+
+def screening_design(walks: int, frames: int, width: int, height: int) -> list[tuple[str, SynthSettings]]:
+    """:data:`SCREENING_VIEW` clips of ``walks`` walks, each made at the lumbar ROM scales of
+    :data:`SCREENING_SCALES` and once more at scale 1 with asymmetry :data:`SCREENING_ASYMMETRY`:
+    the same body, limbs and camera, so the estimates must order as they were made
+    (:func:`screening_ranking`)."""
+    variants = [(scale, 0.0) for scale in SCREENING_SCALES] + [(1.0, SCREENING_ASYMMETRY)]
+    return [
+        (
+            f"s{w:d}_{SCREENING_VIEW}_"
+            + (f"asym{100 * asymmetry:03.0f}" if asymmetry else f"scale{100 * scale:03.0f}"),
+            SynthSettings(
+                seed=400 + w,
+                body_seed=170 + w,
+                view=SCREENING_VIEW,
+                frames=frames,
+                width=width,
+                height=height,
+                lumbar_rom_scale=scale,
+                asymmetry=asymmetry,
+            ),
+        )
+        for w in range(walks)
+        for scale, asymmetry in variants
     ]
 
 
@@ -373,6 +408,54 @@ def coordination_ranking(clips: list[dict]) -> dict[str, float] | None:
     return {"pairs": float(len(pairs)), "ranked_correctly": float(np.mean(correct))}
 
 
+def screening_ranking(clips: list[dict]) -> dict[str, dict[str, float]] | None:
+    """How often the estimates order clips of one walk as they were made (issue 8's screening checks).
+
+    Each clip: {"walk", "rom_scale", "asymmetry" (as made), "lumbar_rom_deg" {plane: estimated
+    mean ROM}, "symmetry_index_pct" (estimated spinal SI)}. Pairs of a walk's symmetric clips made
+    at different ROM scales: per plane, the share whose estimated ROMs order as the scales do; and
+    each asymmetric clip with its symmetric twin at the same scale: the share whose twin gets the
+    lower symmetry index. None when the set has neither kind of pair."""
+    symmetric = [c for c in clips if c["asymmetry"] == 0.0]
+    scale_pairs = [
+        (a, b)
+        for i, a in enumerate(symmetric)
+        for b in symmetric[i + 1 :]
+        if a["walk"] == b["walk"] and a["rom_scale"] != b["rom_scale"]
+    ]
+    twins = [
+        (asymmetric, twin)
+        for asymmetric in clips
+        if asymmetric["asymmetry"] > 0.0
+        for twin in symmetric
+        if twin["walk"] == asymmetric["walk"] and twin["rom_scale"] == asymmetric["rom_scale"]
+    ]
+    if not scale_pairs and not twins:
+        return None
+    result = {}
+    if scale_pairs:
+        result["rom_scale"] = {"pairs": float(len(scale_pairs))} | {
+            plane: float(
+                np.mean(
+                    [
+                        np.sign(a["lumbar_rom_deg"][plane] - b["lumbar_rom_deg"][plane])
+                        == np.sign(a["rom_scale"] - b["rom_scale"])
+                        for a, b in scale_pairs
+                    ]
+                )
+            )
+            for plane in LUMBAR_PLANES
+        }
+    if twins:
+        result["asymmetry"] = {
+            "pairs": float(len(twins)),
+            "ranked_correctly": float(
+                np.mean([a["symmetry_index_pct"] > b["symmetry_index_pct"] for a, b in twins])
+            ),
+        }
+    return result
+
+
 def true_surface_camera(truth: dict) -> tuple[np.ndarray, np.ndarray]:
     """Frames (every :data:`SURFACE_EVERY`) and the true body mesh there (S, V, 3), camera frame,
     regenerated from the clip's settings (the synthetic truth is deterministic)."""
@@ -432,6 +515,7 @@ def run_bench(folders: list[Path], progress: Progress, smoother_rows: bool = Tru
         errors: dict[str, float] = {}
         failures: dict[str, str] = {}
         phase = None  # the estimated thorax-pelvis transverse phase, when a stage ran
+        estimated = None  # the estimated metrics block, when a stage ran
         with progress.stage(k / len(folders), (k + 1) / len(folders), folder.name) as clip_progress:
             start = time.perf_counter()
             try:
@@ -450,7 +534,8 @@ def run_bench(folders: list[Path], progress: Progress, smoother_rows: bool = Tru
                     seconds[label] += time.perf_counter() - start
                     measured = reconstruction_metrics(reconstruction, float(truth["fps"]))
                     errors |= score_reconstruction(reconstruction, truth, measured)
-                    phase = measured[0]["coordination_deg"]["transverse"]["mean"]
+                    estimated = measured[0]
+                    phase = estimated["coordination_deg"]["transverse"]["mean"]
                     if smoother_rows and label == "fit":
                         per_smoother.append(smoother_errors(video, truth))
                     errors |= score_body(
@@ -474,6 +559,17 @@ def run_bench(folders: list[Path], progress: Progress, smoother_rows: bool = Tru
                     "true_phase_deg": settings.get("coordination_phase_deg"),
                     "phase_deg": phase,
                 },
+                "screening": None
+                if estimated is None
+                else {
+                    "walk": [settings.get(k) for k in ("seed", "body_seed", "view")],
+                    "rom_scale": settings.get("lumbar_rom_scale", 1.0),
+                    "asymmetry": settings.get("asymmetry", 0.0),
+                    "lumbar_rom_deg": {
+                        plane: estimated["lumbar_rom_deg"][plane]["mean"] for plane in LUMBAR_PLANES
+                    },
+                    "symmetry_index_pct": estimated["symmetry_index_pct"]["spinal"],
+                },
             }
         )
     keys = sorted({key for clip in clips for key in clip["errors"]})
@@ -495,6 +591,7 @@ def run_bench(folders: list[Path], progress: Progress, smoother_rows: bool = Tru
     ranking = coordination_ranking(
         [c["coordination"] for c in clips if None not in c["coordination"].values()]
     )
+    screening = screening_ranking([c["screening"] for c in clips if c["screening"] is not None])
     pipeline_seconds = sum(seconds[label] for label in stages)  # each: the pipeline after the keypoints
     return {
         "clips": clips,
@@ -515,6 +612,7 @@ def run_bench(folders: list[Path], progress: Progress, smoother_rows: bool = Tru
         "frames": total_frames,
         "summary_by_view": by_view,
         "coordination_ranking": ranking,
+        "screening_ranking": screening,
         "smoothers": smoothers,
     }
 
@@ -564,6 +662,7 @@ def format_table(bench: dict) -> str:
     ranking = bench.get("coordination_ranking")
     if ranking:
         lines.append(f"thorax-pelvis phase ranking: {_ranking_text(ranking)}")
+    lines += _screening_lines(bench.get("screening_ranking"))
     lines += format_smoothers(bench.get("smoothers"))
     speed = bench["speed"]
     per_stage = ", ".join(
@@ -627,7 +726,29 @@ def format_markdown(bench: dict) -> str:
     ranking = bench.get("coordination_ranking")
     if ranking:
         lines += ["", f"Thorax-pelvis phase ranking: {_ranking_text(ranking)}."]
+    screening = _screening_lines(bench.get("screening_ranking"))
+    if screening:
+        lines += ["", *(f"{line[0].upper()}{line[1:]}." for line in screening)]
     return "\n".join(lines) + "\n"
+
+
+def _screening_lines(screening: dict | None) -> list[str]:
+    """The screening ranking (:func:`screening_ranking`) as sentences."""
+    lines = []
+    if screening and "rom_scale" in screening:
+        rom = screening["rom_scale"]
+        shares = ", ".join(f"{plane} {100 * rom[plane]:.0f}%" for plane in LUMBAR_PLANES)
+        lines.append(
+            f"lumbar ROM ranking: of {rom['pairs']:.0f} pairs of clips of one walk made at different "
+            f"--lumbar-rom-scale, ordered as made: {shares}"
+        )
+    if screening and "asymmetry" in screening:
+        twins = screening["asymmetry"]
+        lines.append(
+            f"asymmetry ranking: {100 * twins['ranked_correctly']:.0f}% of {twins['pairs']:.0f} "
+            "--asymmetry clips get a higher symmetry index than their symmetric twin"
+        )
+    return lines
 
 
 def _ranking_text(ranking: dict) -> str:
@@ -705,8 +826,12 @@ def _handle(args: argparse.Namespace, progress: Progress) -> int:
         with progress.stage(0.0, 0.5, "synth") as stage:
             if args.coordination_walks < 0:
                 raise HMNError("--coordination-walks", f"must be 0 or more, got {args.coordination_walks}")
-            design = clip_design(args.clips, args.frames, *args.size) + coordination_design(
-                args.coordination_walks, args.frames, *args.size
+            if args.screening_walks < 0:
+                raise HMNError("--screening-walks", f"must be 0 or more, got {args.screening_walks}")
+            design = (
+                clip_design(args.clips, args.frames, *args.size)
+                + coordination_design(args.coordination_walks, args.frames, *args.size)
+                + screening_design(args.screening_walks, args.frames, *args.size)
             )
             folders = _generated_set(out, design, stage)
         scoring_start = 0.5
@@ -731,6 +856,14 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         default=2,
         help="side-view walks rendered with thorax-pelvis phases "
         f"{', '.join(f'{p:.0f}' for p in COORDINATION_PHASES_DEG)} deg, for the phase ranking (default 2)",
+    )
+    parser.add_argument(
+        "--screening-walks",
+        type=int,
+        default=5,
+        help=f"{SCREENING_VIEW} walks rendered at --lumbar-rom-scale "
+        f"{', '.join(f'{s:g}' for s in SCREENING_SCALES)} and with --asymmetry {SCREENING_ASYMMETRY:g}, "
+        "for the screening rankings (default 5)",
     )
     parser.add_argument("--set", help="a folder of clips made by synth, instead of generating")
     parser.add_argument(

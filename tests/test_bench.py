@@ -15,7 +15,8 @@ from hmn_blender_addon.metrics.angles import anatomical_rotations
 from hmn_blender_addon.progress import Progress
 from hmn_blender_addon.temporal.smooth import SMOOTHERS
 
-NO_PAIRS = ("--coordination-walks", "0")  # the phase-ranking clips are the full bench's, not this test's
+# the ranking clips (phase, screening) are the full bench's, not this test's
+NO_PAIRS = ("--coordination-walks", "0", "--screening-walks", "0")
 
 
 def test_design_covers_views_bodies_and_variants():
@@ -195,3 +196,61 @@ def test_phase_ranking_counts_pairs_of_one_walk_far_enough_apart():
     # pairs: 30-50 (wrong), 30-120, 50-120, 30-60 (wrong), 60-120
     assert ranking == {"pairs": 5.0, "ranked_correctly": pytest.approx(3 / 5)}
     assert bench_module.coordination_ranking(clips[3:4]) is None
+
+
+def test_screening_design_makes_each_walk_at_three_rom_scales_and_an_asymmetric_twin():
+    design = bench_module.screening_design(2, 90, 640, 480)
+    assert [name for name, _ in design[:4]] == [
+        "s0_oblique_scale050",
+        "s0_oblique_scale100",
+        "s0_oblique_scale150",
+        "s0_oblique_asym030",
+    ]
+    for walk in (design[:4], design[4:]):
+        # one walk: the same seeds and view, only the trunk's ROM scale or asymmetry differ
+        assert len({(s.seed, s.body_seed, s.view) for _, s in walk}) == 1
+        assert [(s.lumbar_rom_scale, s.asymmetry) for _, s in walk] == [
+            (0.5, 0.0),
+            (1.0, 0.0),
+            (1.5, 0.0),
+            (1.0, 0.3),
+        ]
+    assert design[0][1].body_seed != design[4][1].body_seed
+
+
+def test_screening_ranking_orders_rom_scales_and_asymmetric_twins_per_walk():
+    def clip(walk, scale, asymmetry, sagittal, frontal, transverse, symmetry_index):
+        rom = {"sagittal": sagittal, "frontal": frontal, "transverse": transverse}
+        return {
+            "walk": [walk, walk, "oblique"],
+            "rom_scale": scale,
+            "asymmetry": asymmetry,
+            "lumbar_rom_deg": rom,
+            "symmetry_index_pct": symmetry_index,
+        }
+
+    clips = [
+        clip(1, 0.5, 0.0, 2.0, 5.0, 4.0, 10.0),
+        clip(1, 1.0, 0.0, 4.0, 4.0, 8.0, 12.0),  # frontal lower than at 0.5: misranked
+        clip(1, 1.5, 0.0, 6.0, 15.0, 7.0, 11.0),  # transverse lower than at 1.0: misranked
+        clip(1, 1.0, 0.3, 4.5, 10.0, 8.0, 30.0),  # its twin (scale 1, walk 1) has 12: ranked
+        clip(2, 1.0, 0.0, 3.0, 9.0, 6.0, 25.0),
+        clip(2, 1.0, 0.3, 3.0, 9.0, 6.0, 20.0),  # lower than its twin's 25: misranked
+        clip(3, 0.5, 0.0, 9.0, 9.0, 9.0, 9.0),  # alone in its walk: no pair
+    ]
+    ranking = bench_module.screening_ranking(clips)
+    # scale pairs of walk 1: (0.5, 1), (0.5, 1.5), (1, 1.5)
+    assert ranking["rom_scale"] == {
+        "pairs": 3.0,
+        "sagittal": 1.0,
+        "frontal": pytest.approx(2 / 3),
+        "transverse": pytest.approx(2 / 3),
+    }
+    assert ranking["asymmetry"] == {"pairs": 2.0, "ranked_correctly": 0.5}
+    assert bench_module.screening_ranking(clips[6:]) is None
+    lines = bench_module._screening_lines(ranking)
+    assert lines == [
+        "lumbar ROM ranking: of 3 pairs of clips of one walk made at different --lumbar-rom-scale, "
+        "ordered as made: sagittal 100%, frontal 67%, transverse 67%",
+        "asymmetry ranking: 50% of 2 --asymmetry clips get a higher symmetry index than their symmetric twin",
+    ]
