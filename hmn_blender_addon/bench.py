@@ -11,8 +11,8 @@ The set: ``--set DIR`` reads clips made by ``synth`` (each sub-folder with ``cli
 by a later run with the same settings) covering the three views, several bodies, reduced lumbar
 ROM (scale 0.5) and asymmetric gait (asymmetry 0.3), half of them in skin-tight coloured shorts
 and top (:func:`clip_design`), side-view walks each rendered with several thorax-pelvis
-phases (:func:`coordination_design`), whose estimates must rank as the truth does, and oblique
-walks each rendered at several lumbar ROM scales and with an asymmetric twin
+phases (:func:`coordination_design`), whose estimates must rank as the truth does, and walks
+each rendered from the side and obliquely at several lumbar ROM scales and with an asymmetric twin
 (:func:`screening_design`), whose estimated ROMs and symmetry indices must order as they were made
 (:func:`screening_ranking`).
 
@@ -80,8 +80,15 @@ RANK_MIN_DIFFERENCE_DEG = 20.0  # clips made at least this far apart must be ran
 # Screening (issue 8): each walk at these lumbar ROM scales, and its scale-1 clip's asymmetric twin
 SCREENING_SCALES = (0.5, 1.0, 1.5)
 SCREENING_ASYMMETRY = 0.3
-SCREENING_VIEW = "oblique"  # shows the sagittal, frontal and transverse planes at once
 LUMBAR_PLANES = ("sagittal", "frontal", "transverse")
+# the planes each view shows (issue 8: sagittal figures from the side, frontal and transverse ones
+# from the front or obliquely); the asymmetric twins are made in the oblique view
+PLANES_SHOWN = {
+    "side": ("sagittal",),
+    "oblique": ("frontal", "transverse"),
+    "front": ("frontal", "transverse"),
+}
+SCREENING_VIEWS = ("side", "oblique")
 SURFACE_EVERY = 15  # frames between body-surface comparisons (each regenerates a true mesh)
 # Joints that MediaPipe and SMPL both name (REFERENCES.md section 6), compared in pixels
 KEYPOINT_JOINTS: tuple[str, ...] = tuple(
@@ -138,19 +145,20 @@ def coordination_design(walks: int, frames: int, width: int, height: int) -> lis
 
 
 def screening_design(walks: int, frames: int, width: int, height: int) -> list[tuple[str, SynthSettings]]:
-    """:data:`SCREENING_VIEW` clips of ``walks`` walks, each made at the lumbar ROM scales of
-    :data:`SCREENING_SCALES` and once more at scale 1 with asymmetry :data:`SCREENING_ASYMMETRY`:
-    the same body, limbs and camera, so the estimates must order as they were made
-    (:func:`screening_ranking`)."""
-    variants = [(scale, 0.0) for scale in SCREENING_SCALES] + [(1.0, SCREENING_ASYMMETRY)]
+    """Clips of ``walks`` walks, each made in the views of :data:`SCREENING_VIEWS` at the lumbar ROM
+    scales of :data:`SCREENING_SCALES`, and in the oblique view once more at scale 1 with asymmetry
+    :data:`SCREENING_ASYMMETRY`: the same body, limbs and camera, so the estimates must order as
+    they were made (:func:`screening_ranking`)."""
+    variants = [(view, scale, 0.0) for view in SCREENING_VIEWS for scale in SCREENING_SCALES]
+    variants.append(("oblique", 1.0, SCREENING_ASYMMETRY))
     return [
         (
-            f"s{w:d}_{SCREENING_VIEW}_"
+            f"s{w:d}_{view}_"
             + (f"asym{100 * asymmetry:03.0f}" if asymmetry else f"scale{100 * scale:03.0f}"),
             SynthSettings(
                 seed=400 + w,
                 body_seed=170 + w,
-                view=SCREENING_VIEW,
+                view=view,
                 frames=frames,
                 width=width,
                 height=height,
@@ -159,7 +167,7 @@ def screening_design(walks: int, frames: int, width: int, height: int) -> list[t
             ),
         )
         for w in range(walks)
-        for scale, asymmetry in variants
+        for view, scale, asymmetry in variants
     ]
 
 
@@ -408,14 +416,15 @@ def coordination_ranking(clips: list[dict]) -> dict[str, float] | None:
     return {"pairs": float(len(pairs)), "ranked_correctly": float(np.mean(correct))}
 
 
-def screening_ranking(clips: list[dict]) -> dict[str, dict[str, float]] | None:
+def screening_ranking(clips: list[dict]) -> dict[str, dict] | None:
     """How often the estimates order clips of one walk as they were made (issue 8's screening checks).
 
-    Each clip: {"walk", "rom_scale", "asymmetry" (as made), "lumbar_rom_deg" {plane: estimated
-    mean ROM}, "symmetry_index_pct" (estimated spinal SI)}. Pairs of a walk's symmetric clips made
-    at different ROM scales: per plane, the share whose estimated ROMs order as the scales do; and
-    each asymmetric clip with its symmetric twin at the same scale: the share whose twin gets the
-    lower symmetry index. None when the set has neither kind of pair."""
+    Each clip: {"walk" (seeds and view), "rom_scale", "asymmetry" (as made), "lumbar_rom_deg"
+    {plane: estimated mean ROM}, "symmetry_index_pct" (estimated spinal SI)}. Per plane, over the
+    views that show it (:data:`PLANES_SHOWN`): the share of pairs of a walk's symmetric clips made at
+    different ROM scales whose estimated ROMs order as the scales do; and the share of asymmetric
+    clips whose estimated symmetry index exceeds their symmetric twin's (same walk and scale).
+    None when the set has neither kind of pair."""
     symmetric = [c for c in clips if c["asymmetry"] == 0.0]
     scale_pairs = [
         (a, b)
@@ -430,22 +439,19 @@ def screening_ranking(clips: list[dict]) -> dict[str, dict[str, float]] | None:
         for twin in symmetric
         if twin["walk"] == asymmetric["walk"] and twin["rom_scale"] == asymmetric["rom_scale"]
     ]
-    if not scale_pairs and not twins:
-        return None
-    result = {}
-    if scale_pairs:
-        result["rom_scale"] = {"pairs": float(len(scale_pairs))} | {
-            plane: float(
-                np.mean(
-                    [
-                        np.sign(a["lumbar_rom_deg"][plane] - b["lumbar_rom_deg"][plane])
-                        == np.sign(a["rom_scale"] - b["rom_scale"])
-                        for a, b in scale_pairs
-                    ]
-                )
-            )
-            for plane in LUMBAR_PLANES
-        }
+    result: dict[str, dict] = {}
+    for plane in LUMBAR_PLANES:
+        ordered = [
+            np.sign(a["lumbar_rom_deg"][plane] - b["lumbar_rom_deg"][plane])
+            == np.sign(a["rom_scale"] - b["rom_scale"])
+            for a, b in scale_pairs
+            if plane in PLANES_SHOWN.get(a["walk"][-1], ())
+        ]
+        if ordered:
+            result.setdefault("rom_scale", {})[plane] = {
+                "pairs": float(len(ordered)),
+                "ranked_correctly": float(np.mean(ordered)),
+            }
     if twins:
         result["asymmetry"] = {
             "pairs": float(len(twins)),
@@ -453,7 +459,7 @@ def screening_ranking(clips: list[dict]) -> dict[str, dict[str, float]] | None:
                 np.mean([a["symmetry_index_pct"] > b["symmetry_index_pct"] for a, b in twins])
             ),
         }
-    return result
+    return result or None
 
 
 def true_surface_camera(truth: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -736,11 +742,13 @@ def _screening_lines(screening: dict | None) -> list[str]:
     """The screening ranking (:func:`screening_ranking`) as sentences."""
     lines = []
     if screening and "rom_scale" in screening:
-        rom = screening["rom_scale"]
-        shares = ", ".join(f"{plane} {100 * rom[plane]:.0f}%" for plane in LUMBAR_PLANES)
+        shares = ", ".join(
+            f"{plane} {100 * ranked['ranked_correctly']:.0f}% of {ranked['pairs']:.0f}"
+            for plane, ranked in screening["rom_scale"].items()
+        )
         lines.append(
-            f"lumbar ROM ranking: of {rom['pairs']:.0f} pairs of clips of one walk made at different "
-            f"--lumbar-rom-scale, ordered as made: {shares}"
+            "lumbar ROM ranking: pairs of clips of one walk made at different --lumbar-rom-scale whose "
+            f"estimated ROMs order as made, per plane in the views that show it: {shares}"
         )
     if screening and "asymmetry" in screening:
         twins = screening["asymmetry"]
@@ -861,9 +869,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         "--screening-walks",
         type=int,
         default=5,
-        help=f"{SCREENING_VIEW} walks rendered at --lumbar-rom-scale "
-        f"{', '.join(f'{s:g}' for s in SCREENING_SCALES)} and with --asymmetry {SCREENING_ASYMMETRY:g}, "
-        "for the screening rankings (default 5)",
+        help=f"walks rendered in the {' and '.join(SCREENING_VIEWS)} views at --lumbar-rom-scale "
+        f"{', '.join(f'{s:g}' for s in SCREENING_SCALES)} and obliquely with --asymmetry "
+        f"{SCREENING_ASYMMETRY:g}, for the screening rankings (default 5)",
     )
     parser.add_argument("--set", help="a folder of clips made by synth, instead of generating")
     parser.add_argument(

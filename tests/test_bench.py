@@ -200,29 +200,35 @@ def test_phase_ranking_counts_pairs_of_one_walk_far_enough_apart():
 
 def test_screening_design_makes_each_walk_at_three_rom_scales_and_an_asymmetric_twin():
     design = bench_module.screening_design(2, 90, 640, 480)
-    assert [name for name, _ in design[:4]] == [
+    assert [name for name, _ in design[:7]] == [
+        "s0_side_scale050",
+        "s0_side_scale100",
+        "s0_side_scale150",
         "s0_oblique_scale050",
         "s0_oblique_scale100",
         "s0_oblique_scale150",
         "s0_oblique_asym030",
     ]
-    for walk in (design[:4], design[4:]):
-        # one walk: the same seeds and view, only the trunk's ROM scale or asymmetry differ
-        assert len({(s.seed, s.body_seed, s.view) for _, s in walk}) == 1
-        assert [(s.lumbar_rom_scale, s.asymmetry) for _, s in walk] == [
-            (0.5, 0.0),
-            (1.0, 0.0),
-            (1.5, 0.0),
-            (1.0, 0.3),
+    for walk in (design[:7], design[7:]):
+        # one walk: the same seeds, only the view and the trunk's ROM scale or asymmetry differ
+        assert len({(s.seed, s.body_seed) for _, s in walk}) == 1
+        assert [(s.view, s.lumbar_rom_scale, s.asymmetry) for _, s in walk] == [
+            ("side", 0.5, 0.0),
+            ("side", 1.0, 0.0),
+            ("side", 1.5, 0.0),
+            ("oblique", 0.5, 0.0),
+            ("oblique", 1.0, 0.0),
+            ("oblique", 1.5, 0.0),
+            ("oblique", 1.0, 0.3),
         ]
-    assert design[0][1].body_seed != design[4][1].body_seed
+    assert design[0][1].body_seed != design[7][1].body_seed
 
 
-def test_screening_ranking_orders_rom_scales_and_asymmetric_twins_per_walk():
-    def clip(walk, scale, asymmetry, sagittal, frontal, transverse, symmetry_index):
+def test_screening_ranking_orders_rom_scales_per_plane_in_its_views_and_asymmetric_twins():
+    def clip(walk, view, scale, asymmetry, sagittal, frontal, transverse, symmetry_index):
         rom = {"sagittal": sagittal, "frontal": frontal, "transverse": transverse}
         return {
-            "walk": [walk, walk, "oblique"],
+            "walk": [walk, walk, view],
             "rom_scale": scale,
             "asymmetry": asymmetry,
             "lumbar_rom_deg": rom,
@@ -230,27 +236,30 @@ def test_screening_ranking_orders_rom_scales_and_asymmetric_twins_per_walk():
         }
 
     clips = [
-        clip(1, 0.5, 0.0, 2.0, 5.0, 4.0, 10.0),
-        clip(1, 1.0, 0.0, 4.0, 4.0, 8.0, 12.0),  # frontal lower than at 0.5: misranked
-        clip(1, 1.5, 0.0, 6.0, 15.0, 7.0, 11.0),  # transverse lower than at 1.0: misranked
-        clip(1, 1.0, 0.3, 4.5, 10.0, 8.0, 30.0),  # its twin (scale 1, walk 1) has 12: ranked
-        clip(2, 1.0, 0.0, 3.0, 9.0, 6.0, 25.0),
-        clip(2, 1.0, 0.3, 3.0, 9.0, 6.0, 20.0),  # lower than its twin's 25: misranked
-        clip(3, 0.5, 0.0, 9.0, 9.0, 9.0, 9.0),  # alone in its walk: no pair
+        # the side view ranks the sagittal plane only: (0.5, 1) right, (0.5, 1.5) right, (1, 1.5) wrong
+        clip(1, "side", 0.5, 0.0, 2.0, 9.0, 9.0, 0.0),
+        clip(1, "side", 1.0, 0.0, 5.0, 1.0, 1.0, 0.0),
+        clip(1, "side", 1.5, 0.0, 4.0, 9.0, 1.0, 0.0),
+        # the oblique view ranks the frontal and transverse planes
+        clip(1, "oblique", 0.5, 0.0, 9.0, 5.0, 4.0, 10.0),
+        clip(1, "oblique", 1.0, 0.0, 1.0, 4.0, 8.0, 12.0),  # frontal lower than at 0.5: misranked
+        clip(1, "oblique", 1.5, 0.0, 5.0, 15.0, 7.0, 11.0),  # transverse lower than at 1.0: misranked
+        clip(1, "oblique", 1.0, 0.3, 4.5, 10.0, 8.0, 30.0),  # its twin (scale 1) has 12: ranked
+        clip(2, "oblique", 1.0, 0.0, 3.0, 9.0, 6.0, 25.0),
+        clip(2, "oblique", 1.0, 0.3, 3.0, 9.0, 6.0, 20.0),  # lower than its twin's 25: misranked
+        clip(3, "oblique", 0.5, 0.0, 9.0, 9.0, 9.0, 9.0),  # alone in its walk: no pair
     ]
     ranking = bench_module.screening_ranking(clips)
-    # scale pairs of walk 1: (0.5, 1), (0.5, 1.5), (1, 1.5)
     assert ranking["rom_scale"] == {
-        "pairs": 3.0,
-        "sagittal": 1.0,
-        "frontal": pytest.approx(2 / 3),
-        "transverse": pytest.approx(2 / 3),
+        "sagittal": {"pairs": 3.0, "ranked_correctly": pytest.approx(2 / 3)},
+        "frontal": {"pairs": 3.0, "ranked_correctly": pytest.approx(2 / 3)},
+        "transverse": {"pairs": 3.0, "ranked_correctly": pytest.approx(2 / 3)},
     }
     assert ranking["asymmetry"] == {"pairs": 2.0, "ranked_correctly": 0.5}
-    assert bench_module.screening_ranking(clips[6:]) is None
-    lines = bench_module._screening_lines(ranking)
-    assert lines == [
-        "lumbar ROM ranking: of 3 pairs of clips of one walk made at different --lumbar-rom-scale, "
-        "ordered as made: sagittal 100%, frontal 67%, transverse 67%",
+    assert bench_module.screening_ranking(clips[9:]) is None
+    assert bench_module._screening_lines(ranking) == [
+        "lumbar ROM ranking: pairs of clips of one walk made at different --lumbar-rom-scale whose "
+        "estimated ROMs order as made, per plane in the views that show it: sagittal 67% of 3, "
+        "frontal 67% of 3, transverse 67% of 3",
         "asymmetry ranking: 50% of 2 --asymmetry clips get a higher symmetry index than their symmetric twin",
     ]
