@@ -167,22 +167,24 @@ def curved_rest_body(phenotype: Phenotype, drawn: SpineProfile) -> tuple[RestBod
     read from the back as the pipeline reads it: :func:`..spine.morphology.rest_back_profile`),
     unrelated to the drawn one, and a video can only show the back. So spine05 .. spine01 are bent
     about the lateral axis until the back's profile has the drawn lordosis and kyphosis, with the
-    S1 -> C7 chord's direction kept (the trunk does not lean) and small bends preferred (a few
-    degrees a bone suffice: a lordosis of 30 deg more is about a centimetre deeper mid-lumbar).
+    S1 -> C7 chord's direction kept (the trunk does not lean) and small bends preferred (up to about
+    15 deg a bone on the bench's bodies: a lordosis of 30 deg more is about a centimetre deeper
+    mid-lumbar).
     The back's profile is piecewise smooth in the bends (vertices enter and leave its strip), so the
     least-squares solve uses 2-degree central differences and, where it stalls more than a degree
     away, restarts from a step along a 6-degree secant. The returned profile is the one the bent back
     shows (within a degree of the drawn one when the solve reaches it): it is the truth.
     """
-    unbent = rest_body(phenotype)
-    s1, c7 = rest_anchors(unbent)
-    chord_deg = np.degrees(np.arctan2(c7[2] - s1[2], c7[1] - s1[1]))
 
     def shown(bends_deg: np.ndarray) -> tuple[RestBody, SpineProfile, float]:
+        """The bent body, its back's profile and its S1 -> C7 chord's angle from vertical (deg)."""
         body = rest_body(phenotype, np.radians(bends_deg))
         s1, c7 = rest_anchors(body)
         profile, _ = rest_back_profile(body.vertices_m, s1, c7, body.stature_m)
         return body, profile, float(np.degrees(np.arctan2(c7[2] - s1[2], c7[1] - s1[1])))
+
+    start = np.zeros(len(ANNY_SPINE_BONES))
+    chord_deg = shown(start)[2]
 
     def residual(bends_deg: np.ndarray) -> np.ndarray:
         _, profile, chord = shown(bends_deg)
@@ -193,12 +195,11 @@ def curved_rest_body(phenotype: Phenotype, drawn: SpineProfile) -> tuple[RestBod
         return np.stack(
             [
                 (residual(bends_deg + e) - residual(bends_deg - e)) / (2 * step_deg)
-                for e in step_deg * np.eye(5)
+                for e in step_deg * np.eye(len(start))
             ],
             1,
         )
 
-    start = np.zeros(len(ANNY_SPINE_BONES))
     solve = lambda x0: least_squares(residual, x0, jac=lambda x: secant(x, 2.0), xtol=1e-3, ftol=1e-4)  # noqa: E731
     best = solve(start)
     if np.abs(best.fun[:3]).max() > 1.0:
