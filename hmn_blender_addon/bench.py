@@ -553,6 +553,7 @@ def run_bench(folders: list[Path], progress: Progress, smoother_rows: bool = Tru
                     seconds[label] += time.perf_counter() - start
                     failures[label] = str(exc)
         settings = truth.get("settings", {})
+        walk = [settings.get(k) for k in ("seed", "body_seed", "view")]  # clips of one walk share these
         clips.append(
             {
                 "name": folder.name,
@@ -560,7 +561,7 @@ def run_bench(folders: list[Path], progress: Progress, smoother_rows: bool = Tru
                 "errors": errors,
                 "failures": failures,
                 "coordination": {
-                    "walk": [settings.get(k) for k in ("seed", "body_seed", "view")],
+                    "walk": walk,
                     # the phase the clip was made with (None: the walk's default)
                     "true_phase_deg": settings.get("coordination_phase_deg"),
                     "phase_deg": phase,
@@ -568,7 +569,7 @@ def run_bench(folders: list[Path], progress: Progress, smoother_rows: bool = Tru
                 "screening": None
                 if estimated is None
                 else {
-                    "walk": [settings.get(k) for k in ("seed", "body_seed", "view")],
+                    "walk": walk,
                     "rom_scale": settings.get("lumbar_rom_scale", 1.0),
                     "asymmetry": settings.get("asymmetry", 0.0),
                     "lumbar_rom_deg": {
