@@ -10,7 +10,7 @@ retries the failed ones. ``DIR/cohort.csv`` has one row per video with the scala
 ``report.json`` (section 6: the spine's, the gait markers, the thorax-pelvis coordination), and a
 metadata CSV with a group column adds per-group mean +- SD and Welch's t-test per metric
 (``DIR/groups.csv``, ``DIR/groups.png``); its optional ``subject_height_m`` column gives each
-video's gait markers their metric scale (as ``run --subject-height-m``).
+video's fit and gait markers their metric scale (as ``run --subject-height-m``).
 """
 
 from __future__ import annotations

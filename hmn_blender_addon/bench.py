@@ -21,7 +21,8 @@ Stages, each timed per clip:
   the projected true joints of the same name (``keypoints_px``), its person mask against the
   true mask (``keypoints_mask_iou``) and the share of frames with the subject.
 - reconstruction stages listed in :data:`RECONSTRUCTION_STAGES` as (label, module, function):
-  ``function(video_path: Path, progress: Progress) -> Reconstruction`` (``..reconstruction``), the
+  ``function(video_path: Path, progress: Progress, subject_height_m: float | None = None) ->
+  Reconstruction`` (``..reconstruction``), the
   whole pipeline from the video (its keypoints from the stage cache that the bench's keypoints
   stage filled, so that its time is the pipeline's after the keypoints); its optional
   ``timing_s`` dict breaks its time down by stage.
@@ -30,8 +31,9 @@ Stages, each timed per clip:
   angle between S1's estimated and true anatomical frames, degrees), and from its vertebra frames the
   lumbar ROM, pelvic tilt range and symmetry index errors and the spine curve's Hausdorff
   distance after pelvis alignment; the gait markers (walking speed, stride length, cadence: percent
-  errors, at the fitted scale and, suffixed ``_height``, scaled by the true height as a user giving
-  the subject's height would) and the thorax-pelvis relative phase (degrees). Where the result
+  errors) and the thorax-pelvis relative phase (degrees). The scale-bound errors
+  (:data:`HEIGHT_GIVEN_KEYS`) again, suffixed ``_height``, from a second, untimed run given the true
+  height as a user giving the subject's height would (``function(..., subject_height_m=H)``). Where the result
   carries them (:func:`score_body`): its ``spine_morphology`` (report.json's block) against the
   true lordosis and kyphosis, and its body (``body_model``, ``betas``, poses, ``transl``,
   ``camera_K``) projected against the true masks
@@ -65,7 +67,6 @@ from .errors import HMNError
 from .metrics.accuracy import accel_error_mm, hausdorff_mm, mpjpe_mm, pa_mpjpe_mm, psnr_db, silhouette_iou
 from .metrics.angles import anatomical_rotations
 from .metrics.cycles import walk_metrics
-from .metrics.gait import gait_markers
 from .progress import Progress
 from .skeleton import MEDIAPIPE_LANDMARK_NAMES, SMPL_JOINT_INDEX
 from .synth.camera import VIEWS
@@ -292,8 +293,8 @@ def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
 
 
-def reconstruction_metrics(reconstruction, fps: float) -> tuple[dict, np.ndarray]:
-    """The ``metrics`` block (fitted scale) of a Reconstruction, and its joints in the lab (T, 24, 3)."""
+def reconstruction_metrics(reconstruction, fps: float) -> dict:
+    """The ``metrics`` block (fitted scale) of a Reconstruction."""
     rotation, offset = reconstruction.world_from_camera[:3, :3], reconstruction.world_from_camera[:3, 3]
     joints_lab = reconstruction.joints_m @ rotation.T + offset
     strikes = {
@@ -301,10 +302,10 @@ def reconstruction_metrics(reconstruction, fps: float) -> tuple[dict, np.ndarray
         "right": list(reconstruction.heel_strikes_right),
     }
     anatomical = rotation @ reconstruction.vertebra_rotations
-    return walk_metrics(anatomical, joints_lab, strikes, fps)[0], joints_lab
+    return walk_metrics(anatomical, joints_lab, strikes, fps)[0]
 
 
-def score_reconstruction(reconstruction, truth: dict, measured: tuple | None = None) -> dict[str, float]:
+def score_reconstruction(reconstruction, truth: dict, measured: dict | None = None) -> dict[str, float]:
     """Section 6's errors of a Reconstruction against a clip's truth; ``measured`` is its
     :func:`reconstruction_metrics` when the caller has them already."""
     true_joints = np.asarray(truth["joints_camera_m"])
@@ -329,15 +330,9 @@ def score_reconstruction(reconstruction, truth: dict, measured: tuple | None = N
             rotation_angle_deg(reconstruction.vertebra_rotations[:, 0], true_anatomical_camera(truth)[:, 0])
         )
     )
-    metrics, joints_lab = measured or reconstruction_metrics(reconstruction, fps)
+    metrics = measured or reconstruction_metrics(reconstruction, fps)
     true_metrics = truth["metrics"]
     errors |= score_gait(metrics, true_metrics)
-    if getattr(reconstruction, "betas", None) is not None:  # the subject's height given, as a user would
-        scale = float(truth["body"]["height_m"]) / fitted_height_m(reconstruction)
-        scaled = gait_markers(joints_lab, strikes, fps, scale, "subject_height")
-        errors |= {
-            f"{key}_height": value for key, value in score_gait({"gait": scaled}, true_metrics).items()
-        }
     errors["pelvic_tilt_range_err_deg"] = abs(
         metrics["pelvic_range_deg"]["tilt"]["mean"] - true_metrics["pelvic_range_deg"]["tilt"]["mean"]
     )
@@ -359,6 +354,18 @@ def score_reconstruction(reconstruction, truth: dict, measured: tuple | None = N
         )
     )
     return errors
+
+
+# The errors that depend on the body's scale, scored again on a run given the subject's height.
+HEIGHT_GIVEN_KEYS = ("mpjpe_mm", "spine_hausdorff_mm", "walking_speed_err_pct", "stride_length_err_pct")
+
+
+def height_given_errors(reconstruction, truth: dict) -> dict[str, float]:
+    """:data:`HEIGHT_GIVEN_KEYS` of :func:`score_reconstruction`, suffixed ``_height``, for a
+    reconstruction run with the true height as the subject's (those it has: a short clip may have no
+    stride)."""
+    errors = score_reconstruction(reconstruction, truth)
+    return {f"{key}_height": errors[key] for key in HEIGHT_GIVEN_KEYS if key in errors}
 
 
 def _relative_error_pct(value: float | None, true: float | None) -> float | None:
@@ -385,15 +392,6 @@ def score_gait(metrics: dict, true_metrics: dict) -> dict[str, float]:
             metrics["coordination_deg"][plane]["mean"] - true_metrics["coordination_deg"][plane]["mean"]
         )
     return {key: value for key, value in errors.items() if value is not None}
-
-
-def fitted_height_m(reconstruction) -> float:
-    """Stature (m) of the reconstruction's shaped body at rest."""
-    from .body.model import load_body_model
-    from .spine.dynamic import shaped_rest
-
-    vertices, _ = shaped_rest(load_body_model(reconstruction.body_model), reconstruction.betas)
-    return float(np.ptp(vertices[:, 1]))
 
 
 def coordination_ranking(clips: list[dict]) -> dict[str, float] | None:
@@ -540,7 +538,7 @@ def run_bench(folders: list[Path], progress: Progress, smoother_rows: bool = Tru
                     seconds[label] += time.perf_counter() - start
                     measured = reconstruction_metrics(reconstruction, float(truth["fps"]))
                     errors |= score_reconstruction(reconstruction, truth, measured)
-                    estimated = measured[0]
+                    estimated = measured
                     phase = estimated["coordination_deg"]["transverse"]["mean"]
                     if smoother_rows and label == "fit":
                         per_smoother.append(smoother_errors(video, truth))
@@ -549,6 +547,9 @@ def run_bench(folders: list[Path], progress: Progress, smoother_rows: bool = Tru
                     )
                     for stage, value in getattr(reconstruction, "timing_s", {}).items():
                         seconds[f"{label}.{stage}"] = seconds.get(f"{label}.{stage}", 0.0) + value
+                    # untimed: the same clip as a user giving the subject's height runs it
+                    given = function(video, clip_progress, subject_height_m=float(truth["body"]["height_m"]))
+                    errors |= height_given_errors(given, truth)
                 except HMNError as exc:
                     seconds[label] += time.perf_counter() - start
                     failures[label] = str(exc)
@@ -690,6 +691,7 @@ def format_table(bench: dict) -> str:
 # The README's columns (bench.md): error key -> column heading.
 MARKDOWN_COLUMNS: dict[str, str] = {
     "mpjpe_mm": "MPJPE mm",
+    "mpjpe_mm_height": "MPJPE mm (height)",
     "pa_mpjpe_mm": "PA-MPJPE mm",
     "pelvis_orientation_err_deg": "pelvis orient. err °",
     "pelvic_tilt_range_err_deg": "pelvic tilt range err °",
@@ -708,6 +710,7 @@ MARKDOWN_COLUMNS: dict[str, str] = {
     "heel_strike_err_frames": "heel strike err fr",
     "silhouette_iou": "silhouette IoU",
     "spine_hausdorff_mm": "spine Hausdorff mm",
+    "spine_hausdorff_mm_height": "spine Hausdorff mm (height)",
     "keypoints_px": "keypoints px",
 }
 

@@ -9,7 +9,10 @@ Energy, each term a mean over frames (and points), weights in :class:`FitSetting
   Geman-McClure (robust to swaps and misses; SMPLify's term, Bogo et al. 2016);
 - MediaPipe's world landmarks: the same points relative to the hip centre, in metres;
 - the walking pose prior (Mahalanobis, :mod:`.pose_prior`) and its data-driven joint limits;
-- a shape prior ``|betas|^2``;
+- a shape prior ``|betas|^2``; with the subject's height given, the shape is held at that stature
+  (betas projected after each step onto the plane where the rest body's top-to-sole span, linear
+  in betas, equals it): otherwise the scale is the prior's average body, since a taller subject
+  farther away projects alike;
 - temporal velocity and acceleration of the joints (frames without the subject are carried by
   these alone);
 - foot-ground contact: after a first pass, a plane is fitted to each frame's lowest foot point;
@@ -100,6 +103,7 @@ class FitSettings:
     w_contact: float = 0.5
     w_silhouette: float = 0.05
     w_offset: float = 0.002
+    subject_height_m: float | None = None  # the stature the shape is held at, when known
     # Long clips are fitted in windows of this many frames, overlapping by window_overlap.
     window_frames: int = 300
     window_overlap: int = 30
@@ -194,6 +198,10 @@ class _Kinematics:
     bone_parent: torch.Tensor  # (23, 24) 1 where joint i is the parent of bone b (joint b + 1)
     ancestors: torch.Tensor  # (24, 23) 1 where bone b (joint b + 1 and its parent) lies on joint j's path
     vertex_index: dict[str, int]  # name -> row of the surface points
+    # the rest body's stature (m) = stature_template + stature_shapedirs @ betas, from the vertices
+    # highest and lowest at the mean shape
+    stature_template: float
+    stature_shapedirs: torch.Tensor  # (B,)
 
 
 def _pointer_jumps(parents: list[int]) -> list[torch.Tensor]:
@@ -223,6 +231,7 @@ def _kinematics(body: BodyModel, vertex_ids: dict[str, int]) -> _Kinematics:
     bone_parent = np.zeros((NUM_SMPL_JOINTS - 1, NUM_SMPL_JOINTS), dtype=np.float32)
     bone_parent[np.arange(NUM_SMPL_JOINTS - 1), parents[1:]] = 1.0
     as_tensor = lambda array: torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32)  # noqa: E731
+    top, sole = int(np.argmax(body.v_template_m[:, 1])), int(np.argmin(body.v_template_m[:, 1]))
     return _Kinematics(
         joint_template=as_tensor(body.J_regressor @ body.v_template_m),
         joint_shapedirs=as_tensor(np.einsum("jv,vkb->jkb", body.J_regressor, body.shapedirs)),
@@ -234,7 +243,17 @@ def _kinematics(body: BodyModel, vertex_ids: dict[str, int]) -> _Kinematics:
         bone_parent=as_tensor(bone_parent),
         ancestors=as_tensor(ancestors),
         vertex_index={name: row for row, name in enumerate(vertex_ids)},
+        stature_template=float(body.v_template_m[top, 1] - body.v_template_m[sole, 1]),
+        stature_shapedirs=as_tensor(body.shapedirs[top, 1] - body.shapedirs[sole, 1]),
     )
+
+
+def hold_stature(betas: torch.Tensor, kin: _Kinematics, stature_m: float) -> None:
+    """Move ``betas`` (B,) in place, least, onto the plane of shapes with the rest stature ``stature_m``."""
+    direction = kin.stature_shapedirs
+    with torch.no_grad():
+        excess = kin.stature_template + direction @ betas - stature_m
+        betas -= direction * excess / (direction @ direction)
 
 
 def correspondence_matrix(kin: _Kinematics) -> np.ndarray:
@@ -486,6 +505,9 @@ def _fit_window(
 
     num_frames = len(present)
     betas = fixed.betas if fixed else torch.zeros(num_betas, requires_grad=True)
+    height = None if fixed else settings.subject_height_m  # a held shape keeps its stature
+    if height is not None:
+        hold_stature(betas, kin, height)
     root_6d = to_t(root_init[..., :2].transpose(0, 2, 1).reshape(num_frames, 6)).requires_grad_(True)
     body_pose = prior_mean.repeat(num_frames, 1).clone().requires_grad_(True)
     transl = to_t(transl_init).requires_grad_(True)
@@ -580,6 +602,8 @@ def _fit_window(
             with torch.no_grad():
                 for parameter, (mean, square) in zip(parameters, moments, strict=True):
                     adam_step(parameter, mean, square, step + 1, rate)
+            if height is not None and any(parameter is betas for parameter in parameters):
+                hold_stature(betas, kin, height)
             if step % 20 == 0:
                 report(step / iterations, f"{stage} {step}/{iterations} energy {loss.item():.4g}")
 

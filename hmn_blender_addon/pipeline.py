@@ -60,7 +60,7 @@ class RunSettings:
     focal_px: float | None = None
     max_side: int | None = DEFAULT_MAX_SIDE
     write_blend: bool = True
-    subject_height_m: float | None = None  # the gait markers' metric scale, when known
+    subject_height_m: float | None = None  # the subject's stature: the fit's scale, when known
     fit: FitSettings = field(default_factory=FitSettings)
 
     def check(self) -> None:
@@ -80,7 +80,13 @@ def cached_fit(
     progress: Progress,
 ) -> BodyFit:
     """The fit of ``keypoints`` from the stage cache, or computed and stored."""
-    fit_settings = FitSettings(**{**settings.fit.__dict__, "focal_px": settings.focal_px})
+    fit_settings = FitSettings(
+        **{
+            **settings.fit.__dict__,
+            "focal_px": settings.focal_px,
+            "subject_height_m": settings.subject_height_m,
+        }
+    )
     key = stage_key(
         "fit",
         video_hash(video_path),
@@ -279,9 +285,13 @@ def compute(video_path: str | os.PathLike, settings: RunSettings, progress: Prog
     return Computed(reconstruction, report, spine_metrics, morphology, body)
 
 
-def reconstruct(video_path: str | os.PathLike, progress: Progress) -> Reconstruction:
-    """The bench's entry: the reconstruction of a clip with the default settings, nothing written."""
-    return compute(video_path, RunSettings(write_blend=False), progress).reconstruction
+def reconstruct(
+    video_path: str | os.PathLike, progress: Progress, subject_height_m: float | None = None
+) -> Reconstruction:
+    """The bench's entry: the reconstruction of a clip with the default settings (and the subject's
+    height, when given), nothing written."""
+    settings = RunSettings(write_blend=False, subject_height_m=subject_height_m)
+    return compute(video_path, settings, progress).reconstruction
 
 
 @dataclass
@@ -401,8 +411,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--subject-height-m",
         type=float,
-        help="the subject's measured height: scales walking speed and stride and step lengths "
-        "(default: the fitted body's own scale)",
+        help="the subject's measured height: the fitted body's stature, so the scale of the body, its "
+        "distance and the walking speed and stride and step lengths (default: the shape prior's scale)",
     )
     parser.add_argument("--no-blend", action="store_true", help="do not write scene.blend")
 

@@ -98,7 +98,8 @@ def require_half_cycle(strikes: dict[str, list[int]], frames: int, source: str |
 
 def gait_scale(fitted_height_m: float, subject_height_m: float | None) -> tuple[float, str]:
     """(factor, source) of the gait markers' metric scale: the subject's height over the fitted
-    body's stature when the height is given, else the fitted shape's own scale."""
+    body's stature when the height is given (within a few millimetres of 1, since the fit holds
+    the stature there; this takes the rest), else the fitted shape's own scale."""
     if subject_height_m is None:
         return 1.0, "fitted_shape"
     return subject_height_m / fitted_height_m, "subject_height"

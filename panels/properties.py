@@ -26,8 +26,8 @@ class HMNSceneSettings(bpy.types.PropertyGroup):
     smoother: bpy.props.EnumProperty(name="Smoother", items=SMOOTHER_ITEMS, default="gcn_lstm")
     subject_height_m: bpy.props.FloatProperty(
         name="Subject Height",
-        description="The subject's measured height: scales walking speed and stride and step lengths; "
-        "0 = unknown (the fitted body's own scale)",
+        description="The subject's measured height: the fitted body's stature, which scales the body, "
+        "walking speed and stride and step lengths; 0 = unknown (the fitted body's own scale)",
         min=0.0,
         max=2.5,
         unit="LENGTH",

@@ -75,7 +75,7 @@ def test_bench_writes_its_table_and_scores_the_pipeline(bench_run, capsys):
     )
     assert 0 < bench["speed"]["pipeline_to_keypoints_fps_ratio"] < 1
     # gait and coordination against the truth; each smoother on the clip's cached fit and on mocap
-    assert {"walking_speed_err_pct_height", "cadence_err_pct", "relative_phase_err_deg_transverse"} <= set(
+    assert {"mpjpe_mm_height", "walking_speed_err_pct_height", "relative_phase_err_deg_transverse"} <= set(
         clip["errors"]
     )
     assert 0 <= clip["errors"]["pelvis_orientation_err_deg"] < 45
@@ -85,7 +85,7 @@ def test_bench_writes_its_table_and_scores_the_pipeline(bench_run, capsys):
     assert rendered[LOWPASS_FLOOR_ROW]["mpjpe_mm"] < 5 < rendered["none"]["mpjpe_mm"]
     assert {row["smoother"] for row in bench["smoothers"]["mocap"]} == set(SMOOTHERS)
     table = (bench_run / "bench.md").read_text().splitlines()
-    assert table[0].startswith("| clip | MPJPE mm | PA-MPJPE mm | pelvis orient. err °")
+    assert table[0].startswith("| clip | MPJPE mm | MPJPE mm (height) | PA-MPJPE mm | pelvis orient. err °")
     assert table[2].startswith("| 00_side_normal | ") and table[-1].startswith("| **mean** | ")
     # a second run reuses the rendered clip
     video = bench_run / "clips" / "00_side_normal" / "clip.mp4"
@@ -148,8 +148,11 @@ def test_a_reconstruction_stage_plugs_in(bench_run, monkeypatch):
     folder = bench_run / "clips" / "00_side_normal"
     truth = json.loads((folder / "truth.json").read_text())
 
-    def stage(video, progress):  # stands in for the pipeline in this test only
+    heights = []
+
+    def stage(video, progress, subject_height_m=None):  # stands in for the pipeline in this test only
         assert video == folder / "clip.mp4"
+        heights.append(subject_height_m)
         reconstruction = _reconstruction_from_truth(truth)
         reconstruction.timing_s = {"fit": 1.5}
         return reconstruction
@@ -158,6 +161,9 @@ def test_a_reconstruction_stage_plugs_in(bench_run, monkeypatch):
     bench = bench_module.run_bench([folder], Progress())
     errors = bench["clips"][0]["errors"]
     assert errors["mpjpe_mm"] == pytest.approx(0.0, abs=1e-6)
+    # timed as a user without the height runs it, then scored again given the true height
+    assert heights == [None, truth["body"]["height_m"]]
+    assert errors["mpjpe_mm_height"] == pytest.approx(0.0, abs=1e-6)
     assert "keypoints_px" in errors
     assert bench["speed"]["pipeline_fps"] > 0
     assert bench["speed"]["seconds_per_stage"]["fit.fit"] == 1.5

@@ -25,6 +25,7 @@ from hmn_blender_addon.fitting import (
 )
 from hmn_blender_addon.metrics.accuracy import mpjpe_mm, pa_mpjpe_mm
 from hmn_blender_addon.mocap import load_bvh_as_smpl
+from hmn_blender_addon.spine.dynamic import shaped_rest
 
 FOCAL_PX = 600.0
 GAP = slice(20, 24)
@@ -141,6 +142,24 @@ def test_a_long_clip_is_fitted_in_overlapping_windows_as_well(scenario, fitted):
     assert jumps.max() < true_jumps.max() + 0.05
     assert window_starts(45, 25, 5) == [0, 20] and window_starts(20, 25, 5) == [0]
     assert window_starts(100, 30, 10) == [0, 20, 40, 60, 70]
+
+
+def _stature_m(body, betas: np.ndarray) -> float:
+    return float(np.ptp(shaped_rest(body, betas)[0][:, 1]))
+
+
+def test_a_given_height_sets_the_bodys_stature_and_so_its_distance(scenario, fitted):
+    body, truth, keypoints = scenario
+    true_stature = _stature_m(body, truth["betas"])
+    held = fit_bodies(keypoints, body, FitSettings(focal_px=FOCAL_PX, subject_height_m=true_stature))
+    assert abs(_stature_m(body, held.betas) - true_stature) < 0.005
+    seen = keypoints.present
+    assert mpjpe_mm(held.joints_m[seen], truth["joints_m"][seen]) < 30
+    # a subject 10% taller than the one filmed looks alike 10% farther away
+    taller = fit_bodies(keypoints, body, FitSettings(focal_px=FOCAL_PX, subject_height_m=1.1 * true_stature))
+    assert abs(_stature_m(body, taller.betas) - 1.1 * true_stature) < 0.005
+    depth_ratio = np.median(taller.joints_m[seen, 0, 2] / held.joints_m[seen, 0, 2])
+    assert 1.07 < depth_ratio < 1.13
 
 
 def test_focal_length_comes_from_the_option_then_metadata_then_a_phone_default():

@@ -106,23 +106,23 @@ def test_a_missing_video_is_one_clear_line_and_writes_nothing(tmp_path):
     assert cli.stderr.strip().splitlines()[-1].startswith(f"hmn: error: {missing}: ")
 
 
-def test_the_subject_height_scales_the_gait_distances_only(result, tmp_path):
-    """A re-run with the height given reuses the cached fit: distances scale by height / fitted
-    stature, times and angles stay."""
+def test_the_subject_height_sets_the_fitted_stature_and_so_the_gait_distances(result, tmp_path):
+    """With the height given the fit holds the body at that stature: a taller subject farther away
+    looks alike, so the distances grow by height / the prior-scaled stature, and times stay."""
     report = json.loads(result.report_path.read_text())
     fitted_height = report["body"]["height_m"]
     settings = RunSettings(**{**QUICK.__dict__, "subject_height_m": 1.8, "write_blend": False})
     scaled = run(SAMPLE_CLIP, tmp_path / "tall", settings).report
+    assert scaled["body"]["height_m"] == pytest.approx(1.8, abs=0.005)
     gait, scaled_gait = report["metrics"]["gait"], scaled["metrics"]["gait"]
+    assert scaled_gait["scale"]["source"] == "subject_height"
+    assert scaled_gait["scale"]["factor"] == pytest.approx(1.0, abs=0.003)
     factor = 1.8 / fitted_height
-    assert scaled_gait["scale"] == {"source": "subject_height", "factor": pytest.approx(factor)}
-    assert scaled_gait["walking_speed_m_s"] == pytest.approx(factor * gait["walking_speed_m_s"])
-    assert scaled_gait["stride_length_m"]["mean"] == pytest.approx(factor * gait["stride_length_m"]["mean"])
-    assert scaled_gait["cadence_steps_per_min"] == pytest.approx(gait["cadence_steps_per_min"])
-    # angles stay (to rounding: numpy's sums round by the arrays' alignment in memory)
-    for plane, rom in report["metrics"]["lumbar_rom_deg"].items():
-        for key in ("mean", "sd", "per_cycle"):
-            assert scaled["metrics"]["lumbar_rom_deg"][plane][key] == pytest.approx(rom[key], rel=1e-9)
+    assert scaled_gait["walking_speed_m_s"] == pytest.approx(factor * gait["walking_speed_m_s"], rel=0.05)
+    assert scaled_gait["stride_length_m"]["mean"] == pytest.approx(
+        factor * gait["stride_length_m"]["mean"], rel=0.05
+    )
+    assert scaled_gait["cadence_steps_per_min"] == pytest.approx(gait["cadence_steps_per_min"], rel=0.02)
     assert scaled["settings"]["subject_height_m"] == 1.8
     with pytest.raises(HMNError) as info:
         run(SAMPLE_CLIP, tmp_path / "cm", RunSettings(subject_height_m=180.0))
