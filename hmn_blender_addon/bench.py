@@ -536,9 +536,8 @@ def run_bench(folders: list[Path], progress: Progress, smoother_rows: bool = Tru
                 try:
                     reconstruction = function(video, clip_progress)
                     seconds[label] += time.perf_counter() - start
-                    measured = reconstruction_metrics(reconstruction, float(truth["fps"]))
-                    errors |= score_reconstruction(reconstruction, truth, measured)
-                    estimated = measured
+                    estimated = reconstruction_metrics(reconstruction, float(truth["fps"]))
+                    errors |= score_reconstruction(reconstruction, truth, estimated)
                     phase = estimated["coordination_deg"]["transverse"]["mean"]
                     if smoother_rows and label == "fit":
                         per_smoother.append(smoother_errors(video, truth))
