@@ -22,7 +22,9 @@ Energy, each term a mean over frames (and points), weights in :class:`FitSetting
 
 Kinematics never evaluate the full mesh: the joints come from forward kinematics of
 ``J_regressor @ v_shaped`` and the few surface points by linear blend skinning of those vertices
-only, so an iteration costs a few milliseconds for hundreds of frames. Three stages of Adam steps,
+only. Both are linear in the global rotations' columns (:func:`point_matrix`), so one matrix
+product poses every frame's joints, surface and model points, and an iteration costs a few
+milliseconds for hundreds of frames, most of it in the count of tensor operations. Three stages of Adam steps,
 the rate cosine-annealed to a tenth in each: torso (a fifth of ``iterations``; orientation and
 translation of the rigid body, whose points are posed once), body (``iterations``) and contact (a
 third, after the ground plane is fitted). Camera: pinhole, principal
@@ -171,17 +173,20 @@ def rotation_6d_to_matrix(six: torch.Tensor) -> torch.Tensor:
     return torch.stack([x, y, z], dim=-1)
 
 
+# rotvec @ SKEW_BASIS = the cross-product matrix [[0, -z, y], [z, 0, -x], [-y, x, 0]], flattened
+SKEW_BASIS = torch.zeros(3, 9)
+SKEW_BASIS[[2, 1, 2, 0, 1, 0], [1, 2, 3, 5, 6, 7]] = torch.tensor([-1.0, 1.0, 1.0, -1.0, -1.0, 1.0])
+
+
 def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
-    """(..., 3) -> (..., 3, 3) Rodrigues, safe at zero angle."""
-    angle = torch.sqrt((rotvec**2).sum(-1, keepdim=True) + 1e-12)
-    axis = rotvec / angle
-    cos, sin = torch.cos(angle)[..., None], torch.sin(angle)[..., None]
-    x, y, z = axis.unbind(-1)
-    zero = torch.zeros_like(x)
-    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*x.shape, 3, 3)
-    outer = axis[..., :, None] * axis[..., None, :]
-    eye = torch.eye(3, dtype=rotvec.dtype).expand_as(outer)
-    return cos * eye + sin * skew + (1 - cos) * outer
+    """(..., 3) -> (..., 3, 3) Rodrigues, cos(t) I + sin(t)/t [r]x + (1 - cos(t))/t^2 r r^T, safe at zero."""
+    square = (rotvec * rotvec).sum(-1, keepdim=True)[..., None] + 1e-12  # t^2, (..., 1, 1)
+    angle = torch.sqrt(square)
+    cos = torch.cos(angle)
+    skew = (rotvec @ SKEW_BASIS.to(rotvec.dtype)).unflatten(-1, (3, 3))
+    outer = rotvec[..., :, None] * rotvec[..., None, :]
+    eye = torch.eye(3, dtype=rotvec.dtype)
+    return cos * eye + torch.sin(angle) / angle * skew + (1 - cos) / square * outer
 
 
 @dataclass
@@ -195,7 +200,7 @@ class _Kinematics:
     vertex_weights: torch.Tensor  # (S, 24) skinning weights
     parents: list[int]
     # pointer jumping over the tree: per step, each joint's current "parent" (24 = the identity
-    # appended after the joints); after the steps every joint holds its global rotation
+    # appended after the joints, its own parent); after the steps every joint holds its global rotation
     jump_parents: list[torch.Tensor]
     bone_parent: torch.Tensor  # (23, 24) 1 where joint i is the parent of bone b (joint b + 1)
     ancestors: torch.Tensor  # (24, 23) 1 where bone b (joint b + 1 and its parent) lies on joint j's path
@@ -207,17 +212,17 @@ class _Kinematics:
 
 
 def _pointer_jumps(parents: list[int]) -> list[torch.Tensor]:
-    """The parent tables of pointer jumping (Hillis & Steele 1986) over a tree of J joints.
+    """The (J + 1,) parent tables of pointer jumping (Hillis & Steele 1986) over a tree of J joints.
 
     Step k composes each joint's rotation with that of its 2^k-th ancestor, so that
     ceil(log2(depth + 1)) steps (4 for SMPL's depth of 8) give every global rotation; index J
-    stands for the identity above the root."""
+    stands for the identity above the root (its own parent, so a step keeps it)."""
     count = len(parents)
-    current = np.array([count if p < 0 else p for p in parents])
+    current = np.array([count if p < 0 else p for p in parents] + [count])
     steps = []
-    while (current < count).any():
+    while (current[:count] < count).any():
         steps.append(torch.as_tensor(current))
-        current = np.append(current, count)[current]
+        current = current[current]
     return steps
 
 
@@ -233,6 +238,10 @@ def _kinematics(body: BodyModel, vertex_ids: dict[str, int]) -> _Kinematics:
     bone_parent = np.zeros((NUM_SMPL_JOINTS - 1, NUM_SMPL_JOINTS), dtype=np.float32)
     bone_parent[np.arange(NUM_SMPL_JOINTS - 1), parents[1:]] = 1.0
     as_tensor = lambda array: torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32)  # noqa: E731
+    # point_matrix moves every surface point with the posed pelvis: exact when each point's
+    # skinning weights sum to 1, as blend skinning's do
+    if np.abs(body.weights[ids].sum(axis=1) - 1.0).max() > 1e-4:
+        raise ValueError("the body's skinning weights do not sum to 1 per vertex")
     top, sole = int(np.argmax(body.v_template_m[:, 1])), int(np.argmin(body.v_template_m[:, 1]))
     return _Kinematics(
         joint_template=as_tensor(body.J_regressor @ body.v_template_m),
@@ -286,6 +295,42 @@ def carrier_joints(kin: _Kinematics) -> np.ndarray:
     return np.array(carriers)
 
 
+def rotation_columns(root: torch.Tensor, body_rotations: torch.Tensor, kin: _Kinematics) -> torch.Tensor:
+    """(72, 3, T) the global rotations' columns over the frames: [3j + k, a, t] = R_j[a, k] at frame t.
+
+    root (T, 3, 3) global orientation; body_rotations (T, 23, 3, 3) parent-relative. The products
+    run on the transposes, (R_parent R_joint)^T = R_joint^T R_parent^T, entry by entry with the
+    frames last: for 3 x 3 matrices that is a few times faster than batched matrix products.
+    """
+    frames = len(root)
+    identity = torch.eye(3, dtype=root.dtype).expand(frames, 1, 3, 3)
+    # planes[j, k, a] (T,) = R_j[a, k] = row k of R_j^T
+    planes = torch.cat([root[:, None], body_rotations, identity], 1).permute(1, 3, 2, 0)
+    for parents in kin.jump_parents:
+        planes = (planes[:, :, :, None] * planes[parents][:, None]).sum(2)
+    return planes[:NUM_SMPL_JOINTS].reshape(3 * NUM_SMPL_JOINTS, 3, frames)
+
+
+def point_matrix(kin: _Kinematics, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rest pelvis joint (3,) and the (24 + S, 72) matrix that takes a frame's rotation columns
+    (:func:`rotation_columns`) to its joints and then surface points, relative to the posed pelvis.
+
+    betas (B,). Joint j = pelvis + sum over bones b on its path of R_parent(b) bone_b; surface point
+    s = sum_j w_sj (R_j (v_s - J_j) + joint_j) (linear blend skinning, weights summing to 1). Every
+    posed point is linear in the rotations' columns, so one product poses all frames: the tensors
+    are small and an iteration's time goes to the number of operations, which this keeps low.
+    """
+    count = NUM_SMPL_JOINTS
+    rest_joints = kin.joint_template + kin.joint_shapedirs @ betas  # (24, 3)
+    rest_vertices = kin.vertex_template + kin.vertex_shapedirs @ betas  # (S, 3)
+    bones = rest_joints[1:] - rest_joints[kin.parents[1:]]  # (23, 3) offsets from each parent
+    bone_columns = (kin.bone_parent[:, :, None] * bones[:, None, :]).reshape(count - 1, 3 * count)
+    joints = kin.ancestors @ bone_columns  # (24, 72)
+    from_joints = kin.vertex_weights[:, :, None] * (rest_vertices[:, None] - rest_joints[None])
+    vertices = from_joints.reshape(-1, 3 * count) + kin.vertex_weights @ joints  # (S, 72)
+    return rest_joints[0], torch.cat([joints, vertices])
+
+
 def posed_points(
     kin: _Kinematics,
     betas: torch.Tensor,
@@ -297,28 +342,21 @@ def posed_points(
     the camera frame; linear blend skinning without pose correctives.
 
     betas (B,); root (T, 3, 3) global orientation; body_rotations (T, 23, 3, 3); transl (T, 3).
-    The root rotates about the rest pelvis joint, as in SMPL. The tensors are small, so the time
-    goes to the number of operations (and their backward passes), which is kept low here.
+    The root rotates about the rest pelvis joint, as in SMPL.
     """
-    frames, count = len(root), NUM_SMPL_JOINTS
-    rest_joints = kin.joint_template + kin.joint_shapedirs @ betas  # (24, 3)
-    rest_vertices = kin.vertex_template + kin.vertex_shapedirs @ betas  # (S, 3)
-    bones = rest_joints[1:] - rest_joints[kin.parents[1:]]  # (23, 3) offsets from each parent
-    identity = torch.eye(3, dtype=root.dtype).expand(frames, 1, 3, 3)
-    rotations = torch.cat([root[:, None], body_rotations, identity], 1)  # (T, 25, 3, 3)
-    for parents in kin.jump_parents:
-        rotations = torch.cat([rotations[:, parents] @ rotations[:, :count], identity], 1)
-    global_rot = rotations[:, :count]
-    # Every posed point is linear in the global rotations' columns (row 3i + k: column k of R_i).
-    columns = global_rot.transpose(-1, -2).reshape(frames, 3 * count, 3)
-    # joint j = pelvis + sum over bones b on its path of R_parent(b) bone_b
-    bone_columns = (kin.bone_parent[:, :, None] * bones[:, None, :]).reshape(count - 1, 3 * count)
-    joints = rest_joints[0] + transl[:, None] + (kin.ancestors @ bone_columns) @ columns
-    # surface point s = sum_j w_sj (R_j (v_s - J_j) + p_j)
-    from_joints = kin.vertex_weights[:, :, None] * (rest_vertices[:, None] - rest_joints[None])
-    skinning = torch.cat([from_joints.reshape(-1, 3 * count), kin.vertex_weights], 1)  # (S, 96)
-    vertices = skinning @ torch.cat([columns, joints], 1)
-    return joints, vertices, global_rot
+    columns = rotation_columns(root, body_rotations, kin)
+    pelvis, matrix = point_matrix(kin, betas)
+    points = pose_rows(matrix, columns, pelvis + transl)
+    global_rot = columns.reshape(NUM_SMPL_JOINTS, 3, 3, len(root)).permute(3, 0, 2, 1)
+    return points[:, :NUM_SMPL_JOINTS], points[:, NUM_SMPL_JOINTS:], global_rot
+
+
+def pose_rows(rows: torch.Tensor, columns: torch.Tensor, pelvis: torch.Tensor) -> torch.Tensor:
+    """(T, R, 3) posed points: rows (R, 72) of :func:`point_matrix` (or blends of them) applied to
+    the rotation columns (72, 3, T), plus the posed pelvis (T, 3)."""
+    frames = columns.shape[-1]
+    relative = (rows @ columns.reshape(len(columns), -1)).reshape(len(rows), 3, frames)
+    return relative.permute(2, 0, 1) + pelvis[:, None]
 
 
 ADAM_BETAS = (0.9, 0.999)  # Kingma & Ba 2015's defaults (and torch's)
@@ -326,21 +364,29 @@ ADAM_EPS = 1e-8
 
 
 def adam_step(
-    parameter: torch.Tensor, mean: torch.Tensor, square: torch.Tensor, step: int, rate: float
+    parameters: list[torch.Tensor],
+    means: list[torch.Tensor],
+    squares: list[torch.Tensor],
+    step: int,
+    rate: float,
 ) -> None:
-    """One Adam update of ``parameter`` by its ``.grad`` (Kingma & Ba 2015, Algorithm 1), in place.
+    """One Adam update of ``parameters`` by their ``.grad`` (Kingma & Ba 2015, Algorithm 1), in place.
 
-    ``mean`` and ``square`` are the first and second moment estimates (parameter's shape), ``step``
-    counts from 1. The same arithmetic as ``torch.optim.Adam``, without its per-step dispatch
-    (and its import of torch._dynamo, 1.3 s per process): the fit's tensors are small enough
-    that the optimiser's own overhead was about 6% of an iteration.
+    ``means`` and ``squares`` are the first and second moment estimates (each its parameter's
+    shape), ``step`` counts from 1. The arithmetic of ``torch.optim.Adam(foreach=True)``, one
+    operation for all parameters at a time, without its per-step dispatch (and its import of
+    torch._dynamo, 1.3 s per process): the fit's tensors are small, so an iteration's time goes
+    to the number of operations.
     """
     beta1, beta2 = ADAM_BETAS
-    grad = parameter.grad
-    mean.mul_(beta1).add_(grad, alpha=1 - beta1)
-    square.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    denominator = (square.sqrt() / math.sqrt(1 - beta2**step)).add_(ADAM_EPS)
-    parameter.addcdiv_(mean, denominator, value=-rate / (1 - beta1**step))
+    grads = [parameter.grad for parameter in parameters]
+    torch._foreach_lerp_(means, grads, 1 - beta1)
+    torch._foreach_mul_(squares, beta2)
+    torch._foreach_addcmul_(squares, grads, grads, 1 - beta2)
+    denominators = torch._foreach_sqrt(squares)
+    torch._foreach_div_(denominators, math.sqrt(1 - beta2**step))
+    torch._foreach_add_(denominators, ADAM_EPS)
+    torch._foreach_addcdiv_(parameters, means, denominators, -rate / (1 - beta1**step))
 
 
 def cosine_rate(base_rate: float, step: int, iterations: int) -> float:
@@ -353,7 +399,7 @@ def cosine_rate(base_rate: float, step: int, iterations: int) -> float:
 def project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     """(..., 3) camera-frame points -> (..., 2) pixels."""
     depth = points[..., 2:].clamp(min=0.1)
-    return (points[..., :2] / depth) * K[[0, 1], [0, 1]] + K[:2, 2]
+    return (points[..., :2] / depth) * K.diagonal()[:2] + K[:2, 2]
 
 
 def geman_mcclure(residual_sq: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -513,88 +559,118 @@ def _fit_window(
     root_6d = to_t(root_init[..., :2].transpose(0, 2, 1).reshape(num_frames, 6)).requires_grad_(True)
     body_pose = prior_mean.repeat(num_frames, 1).clone().requires_grad_(True)
     transl = to_t(transl_init).requires_grad_(True)
-    foot_rows = [kin.vertex_index[name] for name in FOOT_POINTS]
-    silhouette_rows = [kin.vertex_index[f"surface_{i}"] for i in range(NUM_SILHOUETTE_POINTS)]
     hip_rows = [i for i, c in enumerate(CORRESPONDENCES) if c[0] in (23, 24)]
-
-    mixing = to_t(correspondence_matrix(kin))
     observed_relative = world_t - world_t[:, hip_rows].mean(1, keepdim=True)  # about the hip centre
 
-    carriers = torch.as_tensor(carrier_joints(kin))
     # Per-clip landmark offsets in the carrying joint's frame (as MoSh calibrates markers): they
     # absorb the constant difference between MediaPipe's landmark and the model point.
     offsets = fixed.offsets if fixed else torch.zeros(len(CORRESPONDENCES), 3, requires_grad=True)
     shared = [] if fixed else [betas, offsets]
 
-    def model_points(joints: torch.Tensor, vertices: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
-        moved_offsets = (rotations[:, carriers] @ offsets[None, :, :, None])[..., 0]
-        return mixing @ torch.cat([joints, vertices], dim=1) + moved_offsets
+    # An iteration poses these rows of point_matrix (joints, silhouette and foot points), and the
+    # model points and their hip centre, each a blend of those rows plus its offset turned by the
+    # carrying joint (columns 3j..3j+2 of the rotation columns are joint j's rotation).
+    surface_names = [f"surface_{i}" for i in range(NUM_SILHOUETTE_POINTS)] + list(FOOT_POINTS)
+    posed_rows = torch.as_tensor(
+        list(range(NUM_SMPL_JOINTS)) + [NUM_SMPL_JOINTS + kin.vertex_index[name] for name in surface_names]
+    )
+    split = [NUM_SMPL_JOINTS, NUM_SILHOUETTE_POINTS, len(FOOT_POINTS), len(CORRESPONDENCES) + 1]
+    mixing = to_t(correspondence_matrix(kin))
+    carrier_onehot = to_t(np.eye(NUM_SMPL_JOINTS)[carrier_joints(kin)])  # (C, 24)
+
+    def pose_points(root: torch.Tensor, body_rot: torch.Tensor, translation: torch.Tensor):
+        """Joints (T, 24, 3), silhouette points (T, 64, 3), foot points (T, 4, 3) and the model
+        points with their hip centre last (T, C + 1, 3), camera frame."""
+        pelvis, matrix = point_matrix(kin, betas)
+        offset_columns = (carrier_onehot[:, :, None] * offsets[:, None, :]).reshape(len(offsets), -1)
+        model = mixing @ matrix + offset_columns
+        rows = torch.cat([matrix[posed_rows], model, model[hip_rows].mean(0, keepdim=True)])
+        posed = pose_rows(rows, rotation_columns(root, body_rot, kin), pelvis + translation)
+        return posed.split(split, dim=1)
 
     def evaluate():
         root = rotation_6d_to_matrix(root_6d)
         body_rot = axis_angle_to_matrix(body_pose.reshape(num_frames, 23, 3))
-        joints, vertices, rotations = posed_points(kin, betas, root, body_rot, transl)
-        return joints, vertices, model_points(joints, vertices, rotations)
+        return pose_points(root, body_rot, transl)
 
-    def data_terms(points: torch.Tensor) -> torch.Tensor:
+    # the terms' weights, in the order energy() lists them (a product of the stacked terms with
+    # these costs a fraction of weighting and adding them one by one, which an iteration repeats)
+    term_weights = to_t(
+        [
+            settings.w_2d,
+            settings.w_3d,
+            # per-frame sums over the 69 pose values and per-point sums over 3 coordinates,
+            # averaged, are means over all values times 69 and 3
+            settings.w_pose * body_pose.shape[1],
+            settings.w_limits * body_pose.shape[1],
+            settings.w_shape,
+            settings.w_offset / OFFSET_SCALE_M**2 * 3,
+            settings.w_velocity * 100 * 3,
+            settings.w_acceleration * 100 * 3,
+            settings.w_silhouette,
+            settings.w_contact * 100,
+            settings.w_contact * 100,
+        ]
+    )
+
+    def data_terms(model_and_hip: torch.Tensor) -> list[torch.Tensor]:
+        points, hip_centre = model_and_hip[:, :-1], model_and_hip[:, -1:]
         residual = (project(points, K) - observed_px_t) / height_t
         data_2d = (visibility_t * geman_mcclure((residual**2).sum(-1), settings.robust_sigma)).mean()
-        relative = points - points[:, hip_rows].mean(1, keepdim=True)
-        data_3d = (visibility_t * ((relative - observed_relative) ** 2).sum(-1)).mean()
-        return settings.w_2d * data_2d + settings.w_3d * data_3d
+        data_3d = (visibility_t * ((points - hip_centre - observed_relative) ** 2).sum(-1)).mean()
+        return [data_2d, data_3d]
 
     # The torso stage moves the body rigidly (its pose, shape and offsets held), so its model points
     # are fixed in the root's frame: rotating those costs a fraction of posing the body each step.
     with torch.no_grad():
         identity = torch.eye(3).expand(num_frames, 3, 3)
         body_rot = axis_angle_to_matrix(body_pose.reshape(num_frames, 23, 3))
-        joints, vertices, rotations = posed_points(kin, betas, identity, body_rot, torch.zeros(num_frames, 3))
+        joints, _, _, unturned = pose_points(identity, body_rot, torch.zeros(num_frames, 3))
         rest_pelvis = joints[0, 0]
-        root_relative = model_points(joints, vertices, rotations) - rest_pelvis  # (T, C, 3)
+        root_relative = unturned - rest_pelvis  # (T, C + 1, 3)
 
     def energy(stage: str, ground: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         if stage == "torso":
             root = rotation_6d_to_matrix(root_6d)
-            return data_terms(rest_pelvis + transl[:, None] + root_relative @ root.transpose(-1, -2))
-        joints, vertices, points = evaluate()
-        total = data_terms(points)
-        whitened = (body_pose - prior_mean) @ prior_chol
-        total = total + settings.w_pose * (whitened**2).sum(-1).mean()
-        total = (
-            total
-            + settings.w_limits
-            * ((lower - body_pose).relu() ** 2 + (body_pose - upper).relu() ** 2).sum(-1).mean()
-        )
-        total = total + settings.w_shape * (betas**2).sum()
-        total = total + settings.w_offset * ((offsets / OFFSET_SCALE_M) ** 2).sum(-1).mean()
+            terms = data_terms(rest_pelvis + transl[:, None] + root_relative @ root.transpose(-1, -2))
+            return torch.stack(terms) @ term_weights[:2]
+        joints, silhouette, feet, model_and_hip = evaluate()
         velocity = joints[1:] - joints[:-1]
-        total = total + settings.w_velocity * (velocity**2).sum(-1).mean() * 100
-        if num_frames > 2:
-            acceleration = joints[2:] - 2 * joints[1:-1] + joints[:-2]
-            total = total + settings.w_acceleration * (acceleration**2).sum(-1).mean() * 100
-        total = total + settings.w_silhouette * _silhouette_term(vertices[:, silhouette_rows])
+        acceleration = velocity[1:] - velocity[:-1]
+        terms = [
+            *data_terms(model_and_hip),
+            ((body_pose - prior_mean) @ prior_chol).square().mean(),
+            (body_pose - body_pose.clamp(lower, upper)).square().mean(),  # beyond the limits
+            betas.square().sum(),
+            offsets.square().mean(),
+            velocity.square().mean(),
+            acceleration.square().mean() if num_frames > 2 else velocity.new_zeros(()),
+            _silhouette_term(silhouette),
+        ]
         if ground is not None:
             normal, offset = ground
-            heights = vertices[:, foot_rows] @ normal - offset  # (T, 4)
+            heights = feet @ normal - offset  # (T, 4)
             lowest = -torch.logsumexp(-heights / 0.01, dim=1) * 0.01  # soft minimum
-            total = (
-                total + settings.w_contact * ((lowest**2).mean() + (heights.clamp(max=0) ** 2).mean()) * 100
-            )
-        return total
+            terms += [(lowest**2).mean(), (heights.clamp(max=0) ** 2).mean()]
+        return torch.stack(terms) @ term_weights[: len(terms)]
+
+    # the boxes' pixels -> grid_sample's [-1, 1] (degenerate boxes held at a pixel's width)
+    box_size = torch.stack([boxes_t[:, 2] - boxes_t[:, 0], boxes_t[:, 3] - boxes_t[:, 1]], -1).clamp(min=1)
+    box_scale = (2 / box_size)[:, None]  # (T, 1, 2)
+    box_shift = (-1 - boxes_t[:, :2] * 2 / box_size)[:, None]
+    mask_share = has_mask / has_mask.sum().clamp(min=1)  # (T,) each masked frame's share of the mean
 
     def _silhouette_term(surface: torch.Tensor) -> torch.Tensor:
-        pixels = project(surface, K)  # (T, S, 2)
-        x0, y0, x1, y1 = boxes_t.unbind(-1)
-        u = (pixels[..., 0] - x0[:, None]) / (x1 - x0).clamp(min=1)[:, None] * 2 - 1
-        v = (pixels[..., 1] - y0[:, None]) / (y1 - y0).clamp(min=1)[:, None] * 2 - 1
-        grid = torch.stack([u, v], -1)[:, :, None]  # (T, S, 1, 2)
-        distance = torch.nn.functional.grid_sample(fields_t, grid, align_corners=True, padding_mode="border")
-        outside = (u.abs() - 1).clamp(min=0) + (v.abs() - 1).clamp(min=0)  # beyond the box
+        grid = project(surface, K) * box_scale + box_shift  # (T, S, 2)
+        distance = torch.nn.functional.grid_sample(
+            fields_t, grid[:, :, None], align_corners=True, padding_mode="border"
+        )
+        outside = (grid.abs() - 1).clamp(min=0).sum(-1)  # beyond the box
         per_frame = ((distance[:, 0, :, 0] + outside) ** 2).mean(-1)
-        return (per_frame * has_mask).sum() / has_mask.sum().clamp(min=1)
+        return per_frame @ mask_share
 
     def optimise(parameters, iterations: int, stage: str, ground, report: Progress) -> None:
-        moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in parameters]
+        means, squares = [torch.zeros_like(p) for p in parameters], [torch.zeros_like(p) for p in parameters]
         for step in range(iterations):
             for parameter in parameters:
                 parameter.grad = None
@@ -602,8 +678,7 @@ def _fit_window(
             loss.backward()
             rate = cosine_rate(settings.learning_rate, step, iterations)
             with torch.no_grad():
-                for parameter, (mean, square) in zip(parameters, moments, strict=True):
-                    adam_step(parameter, mean, square, step + 1, rate)
+                adam_step(parameters, means, squares, step + 1, rate)
             if height is not None and any(parameter is betas for parameter in parameters):
                 hold_stature(betas, kin, height)
             if step % 20 == 0:
@@ -618,9 +693,8 @@ def _fit_window(
         ground = fixed.ground
     else:
         with torch.no_grad():
-            joints, vertices, _ = evaluate()
+            feet = evaluate()[2].numpy()
             up_hint = rotation_6d_to_matrix(root_6d)[:, :, 1].mean(0).numpy()  # the bodies' mean y axis
-            feet = vertices[:, foot_rows].numpy()
             lowest = feet[np.arange(num_frames), np.argmin(feet @ up_hint, axis=1)]
             normal, offset = _foot_plane(lowest[present], up_hint)
         ground = (to_t(normal), torch.tensor(offset, dtype=torch.float32))
@@ -634,8 +708,8 @@ def _fit_window(
         )
 
     with torch.no_grad():
-        joints, vertices, points = evaluate()
-        errors = torch.linalg.norm(project(points, K) - observed_px_t, dim=-1).numpy()
+        joints, _, _, model_and_hip = evaluate()
+        errors = torch.linalg.norm(project(model_and_hip[:, :-1], K) - observed_px_t, dim=-1).numpy()
         visible = visibility > 0.3 * weights
         reprojection = np.where(
             visible.any(1), (errors * visible).sum(1) / np.maximum(visible.sum(1), 1), np.nan
@@ -782,7 +856,7 @@ def fit_bodies(
 # ---------------------------------------------------------------- cache
 
 
-FIT_VERSION = 4  # bump when the fit's output changes for the same inputs
+FIT_VERSION = 5  # bump when the fit's output changes for the same inputs
 
 
 def body_fingerprint(body: BodyModel) -> str:

@@ -94,7 +94,7 @@ def test_the_fit_steps_as_torch_adam_with_cosine_annealing():
         ours.grad = None
         ((ours - target) ** 4).sum().backward()
         with torch.no_grad():
-            adam_step(ours, mean, square, step + 1, cosine_rate(0.03, step, 40))
+            adam_step([ours], [mean], [square], step + 1, cosine_rate(0.03, step, 40))
         optimiser.zero_grad()
         ((theirs - target) ** 4).sum().backward()
         optimiser.step()
