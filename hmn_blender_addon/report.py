@@ -142,28 +142,63 @@ def body_masks(
 ) -> np.ndarray:
     """(T, H, W) bool silhouettes of (T, V, 3) meshes (camera frame) seen by ``camera_K``; size = (W, H).
 
-    Every point of a closed mesh's silhouette lies under a triangle facing the camera and under
-    one facing away, so the triangles of one winding in the image (the more numerous, which also
-    serves an open patch facing one way) draw it whole: half the triangles, each drawn on its own.
-    (One ``cv2.fillPoly`` call for all of them fills between pairs of edges along each row, which
-    leaves gaps wherever triangles overlap: 1 to 5% of a body's silhouette.)
+    A pixel is in the silhouette when its centre lies in a projected triangle or on its edge. Every
+    point of a closed mesh's silhouette lies under a triangle facing the camera and under one
+    facing away, so the triangles of one winding in the image (the more numerous, which also
+    serves an open patch facing one way) cover it: half the triangles.
     """
-    import cv2
-
     width, height = size
     uvw = vertices_camera_m @ np.asarray(camera_K, dtype=np.float64).T
-    pixels = np.round(uvw[..., :2] / uvw[..., 2:3] * 4).astype(np.int32)  # 2 bits of sub-pixel precision
-    masks = np.zeros((len(vertices_camera_m), height, width), dtype=np.uint8)
+    pixels = uvw[..., :2] / uvw[..., 2:3]
+    masks = np.zeros((len(vertices_camera_m), height, width), dtype=bool)
     for frame, points in enumerate(pixels):
         triangles = points[faces]  # (F, 3, 2)
-        edges = (triangles[:, 1:] - triangles[:, :1]).astype(np.int64)
+        edges = triangles[:, 1:] - triangles[:, :1]
         winding = edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0]
         one_way = (
             winding > 0 if np.count_nonzero(winding > 0) >= np.count_nonzero(winding < 0) else winding < 0
         )
-        for triangle in triangles[one_way]:
-            cv2.fillConvexPoly(masks[frame], triangle, 1, lineType=cv2.LINE_8, shift=2)
-    return masks.astype(bool)
+        masks[frame] = triangle_cover(triangles[one_way], width, height)
+    return masks
+
+
+def triangle_cover(triangles: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(H, W) bool: the pixels whose centres (integer coordinates) lie in or on any of the (F, 3, 2)
+    triangles (pixel coordinates, any winding).
+
+    Each triangle is cut into the pixel rows it spans; a row's span runs between the triangle's
+    edges there. All spans of all triangles are marked at once, as +1 and -1 at their ends summed
+    along the rows. An edge's ends are ordered the same way in every triangle, so two triangles
+    sharing it cut it at the same x and leave no crack between them.
+    """
+    y = triangles[..., 1]
+    first = np.maximum(np.ceil(y.min(axis=1)), 0).astype(np.int64)
+    last = np.minimum(np.floor(y.max(axis=1)), height - 1).astype(np.int64)
+    rows_each = np.maximum(last - first + 1, 0)
+    triangle = np.repeat(np.arange(len(triangles)), rows_each)  # (N,) one per triangle and row
+    starts = np.cumsum(rows_each) - rows_each
+    row = np.arange(len(triangle)) - starts[triangle] + first[triangle]
+    start, end = triangles, triangles[:, [1, 2, 0]]  # the three edges, (F, 3, 2) each
+    swap = (start[..., 1] > end[..., 1]) | ((start[..., 1] == end[..., 1]) & (start[..., 0] > end[..., 0]))
+    low = np.where(swap[..., None], end, start)[triangle]  # (N, 3, 2) the lower (then left) end
+    high = np.where(swap[..., None], start, end)[triangle]
+    level = row[:, None].astype(np.float64)
+    crosses = (low[..., 1] <= level) & (level <= high[..., 1])
+    rise = high[..., 1] - low[..., 1]
+    along = np.where(rise > 0, (level - low[..., 1]) / np.where(rise > 0, rise, 1.0), 0.0)
+    x = low[..., 0] + along * (high[..., 0] - low[..., 0])
+    # a level edge on the row spans both its ends (low is its left end)
+    left = np.where(crosses, np.where(rise > 0, x, low[..., 0]), np.inf).min(axis=1)
+    right = np.where(crosses, np.where(rise > 0, x, high[..., 0]), -np.inf).max(axis=1)
+    left = np.maximum(np.ceil(left), 0)
+    right = np.minimum(np.floor(right), width - 1)
+    keep = left <= right
+    row, left, right = row[keep], left[keep].astype(np.int64), right[keep].astype(np.int64)
+    stride = width + 1
+    marks = np.bincount(row * stride + left, minlength=height * stride) - np.bincount(
+        row * stride + right + 1, minlength=height * stride
+    )
+    return np.cumsum(marks.reshape(height, stride), axis=1)[:, :width] > 0
 
 
 def posed_vertices(

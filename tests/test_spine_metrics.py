@@ -17,6 +17,7 @@ from hmn_blender_addon.report import (
     body_masks,
     build_report,
     lbp_metrics,
+    triangle_cover,
     world_from_camera,
     write_reports,
 )
@@ -150,9 +151,21 @@ def test_body_masks_fill_the_projected_triangles():
     assert masks[0, 5:16, 10:31].all() and masks[0].sum() == 11 * 21  # pixels 10..30 x 5..15
 
 
-def test_body_masks_are_the_union_of_overlapping_closed_meshes():
-    import cv2
+def centres_in_triangles(triangles: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(H, W): pixel centres inside or on any (F, 3, 2) triangle, each pixel tested against each."""
+    ys, xs = np.mgrid[:height, :width].astype(float)
+    inside = np.zeros((height, width), dtype=bool)
+    for a, b, c in triangles:
+        sides = [
+            (q[0] - p[0]) * (ys - p[1]) - (q[1] - p[1]) * (xs - p[0]) for p, q in ((a, b), (b, c), (c, a))
+        ]
+        inside |= np.all([side >= -1e-9 for side in sides], axis=0) | np.all(
+            [side <= 1e-9 for side in sides], axis=0
+        )
+    return inside
 
+
+def test_body_masks_are_the_union_of_overlapping_closed_meshes():
     corners = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=float)
     quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
     cube_faces = np.array([tri for a, b, c, d in quads for tri in ((a, b, c), (a, c, d))])
@@ -164,12 +177,24 @@ def test_body_masks_are_the_union_of_overlapping_closed_meshes():
     K = np.array([[200.0, 0, 40], [0, 200.0, 40], [0, 0, 1]])
     masks = body_masks(vertices[None], faces, K, (80, 80))
     uvw = vertices @ K.T
-    pixels = np.round(uvw[:, :2] / uvw[:, 2:] * 4).astype(np.int32)
-    union = np.zeros((80, 80), np.uint8)
-    for triangle in pixels[faces]:  # every triangle drawn on its own: the exact silhouette
-        cv2.fillConvexPoly(union, triangle, 1, lineType=cv2.LINE_8, shift=2)
+    union = centres_in_triangles((uvw[:, :2] / uvw[:, 2:])[faces], 80, 80)  # every triangle tested
     assert union.sum() > 1000
-    np.testing.assert_array_equal(masks[0], union.astype(bool))
+    np.testing.assert_array_equal(masks[0], union)
+
+
+def test_triangle_cover_leaves_no_crack_between_triangles_and_keeps_to_the_image():
+    rng = np.random.default_rng(3)
+    # a fan of thin triangles round a centre: many shared edges at arbitrary slopes
+    angles = np.sort(rng.uniform(0, 2 * np.pi, 40))
+    rim = np.stack([30 + 25 * np.cos(angles), 20 + 25 * np.sin(angles)], -1)  # reaches beyond the image
+    fan = np.array([[[30.3, 20.7], rim[i], rim[(i + 1) % len(rim)]] for i in range(len(rim))])
+    cover = triangle_cover(fan, 50, 40)
+    np.testing.assert_array_equal(cover, centres_in_triangles(fan, 50, 40))
+    polygon = centres_in_triangles(
+        np.array([[rim[0], rim[i], rim[i + 1]] for i in range(1, len(rim) - 1)]), 50, 40
+    )
+    np.testing.assert_array_equal(cover, polygon)  # the fan covers its rim polygon, no pixel missed
+    assert not triangle_cover(fan + np.array([200.0, 0.0]), 50, 40).any()  # wholly outside: nothing drawn
 
 
 def test_reports_are_written_with_the_section_10_keys(tmp_path):
