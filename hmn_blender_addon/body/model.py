@@ -14,6 +14,7 @@ environment variable (the add-on's preferences set it).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -133,12 +134,23 @@ def _found_landmarks(model: BodyModel, source: str | os.PathLike) -> dict[str, i
 
 
 def load_open_body(path: str | os.PathLike = OPEN_BODY_PATH) -> BodyModel:
-    """The open body (``build-body``'s .npz: SMPL arrays plus ``selector_*`` vertex ids and metadata)."""
+    """The open body (``build-body``'s .npz: SMPL arrays plus ``selector_*`` vertex ids and metadata).
+
+    Read once per process and file version: a batch of clips shares one model, whose arrays no
+    caller changes (torch.from_numpy takes them as they are).
+    """
     path = Path(path)
     if not path.is_file():
         raise HMNError(
             path, "the open body model file is missing; rebuild it with `hmn build-body --out PATH`"
         )
+    stat = path.stat()
+    return _read_open_body(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_open_body(path: Path, mtime_ns: int, size: int) -> BodyModel:
+    """``load_open_body``'s reading, cached by the file's path, modification time and size."""
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
