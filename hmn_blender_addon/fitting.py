@@ -305,7 +305,7 @@ def rotation_columns(root: torch.Tensor, body_rotations: torch.Tensor, kin: _Kin
     frames = len(root)
     identity = torch.eye(3, dtype=root.dtype).expand(frames, 1, 3, 3)
     # planes[j, k, a] (T,) = R_j[a, k] = row k of R_j^T
-    planes = torch.cat([root[:, None], body_rotations, identity], 1).permute(1, 3, 2, 0)
+    planes = torch.cat([root[:, None], body_rotations, identity], 1).permute(1, 3, 2, 0).contiguous()
     for parents in kin.jump_parents:
         planes = (planes[:, :, :, None] * planes[parents][:, None]).sum(2)
     return planes[:NUM_SMPL_JOINTS].reshape(3 * NUM_SMPL_JOINTS, 3, frames)
@@ -356,7 +356,8 @@ def pose_rows(rows: torch.Tensor, columns: torch.Tensor, pelvis: torch.Tensor) -
     the rotation columns (72, 3, T), plus the posed pelvis (T, 3)."""
     frames = columns.shape[-1]
     relative = (rows @ columns.reshape(len(columns), -1)).reshape(len(rows), 3, frames)
-    return relative.permute(2, 0, 1) + pelvis[:, None]
+    # in the usual layout (the sum would keep the frames innermost, which slows every later step)
+    return relative.permute(2, 0, 1).contiguous() + pelvis[:, None]
 
 
 ADAM_BETAS = (0.9, 0.999)  # Kingma & Ba 2015's defaults (and torch's)
