@@ -24,12 +24,12 @@ Kinematics never evaluate the full mesh: the joints come from forward kinematics
 ``J_regressor @ v_shaped`` and the few surface points by linear blend skinning of those vertices
 only. Both are linear in the global rotations' columns (:func:`point_matrix`), so one matrix
 product poses every frame's joints, surface and model points, and an iteration costs a few
-milliseconds for hundreds of frames, most of it in the count of tensor operations. Three stages of Adam steps,
-the rate cosine-annealed to a tenth in each: torso (a fifth of ``iterations``; orientation and
-translation of the rigid body, whose points are posed once), body (``iterations``) and contact (a
-third, after the ground plane is fitted). Camera: pinhole, principal
-point at the image centre; focal length from ``--focal-px``, else the clip's metadata, else a
-phone-like default (26 mm equivalent), and the result says which.
+milliseconds for hundreds of frames, most of it in the count of tensor operations. Three stages
+of Adam steps, the rate cosine-annealed to a tenth in each: torso (a fifth of ``iterations``;
+orientation and translation of the rigid body, whose points are posed once), body
+(``iterations``) and contact (a third, after the ground plane is fitted). Camera: pinhole,
+principal point at the image centre; focal length from ``--focal-px``, else the clip's metadata,
+else a phone-like default (26 mm equivalent), and the result says which.
 """
 
 from __future__ import annotations

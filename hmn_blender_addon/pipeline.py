@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,6 +205,16 @@ class Computed:
     body: BodyModel
 
 
+def _quality(
+    body: BodyModel, fit: BodyFit, rotations: np.ndarray, transl: np.ndarray, keypoints: Keypoints
+) -> dict:
+    """The report's quality block: the smoothed motion (rotations (T, 24, 3), transl (T, 3)) posed
+    and rendered at :func:`quality_frames`."""
+    frames = quality_frames(keypoints)
+    meshes = posed_vertices(body, fit.betas, rotations[frames], transl[frames])
+    return reconstruction_quality(meshes, body.faces, fit.camera_K, keypoints, fit.reprojection_px, frames)
+
+
 def compute(video_path: str | os.PathLike, settings: RunSettings, progress: Progress) -> Computed:
     """The whole analysis of one clip, in memory (see the module docstring)."""
     settings.check()
@@ -211,22 +222,21 @@ def compute(video_path: str | os.PathLike, settings: RunSettings, progress: Prog
     video_path = Path(video_path)
     timer = StageTimer()
     keypoints, body, fit, rotations, transl = fitted_motion(video_path, settings, progress, timer)
-    with timer("spine_and_metrics"), progress.stage(0.8, 0.9, "spine and metrics") as stage:
-        # quality first: its meshes and masks are the stage's largest arrays, so they should not
-        # meet the spine's per-frame arrays (a long clip's peak)
-        stage(0.0, "reconstruction quality")
-        frames = quality_frames(keypoints)
-        meshes = posed_vertices(body, fit.betas, rotations[frames], transl[frames])
-        quality = reconstruction_quality(
-            meshes, body.faces, fit.camera_K, keypoints, fit.reprojection_px, frames
-        )
-        del meshes
-        stage(0.3, "morphology")
+    with (
+        timer("spine_and_metrics"),
+        progress.stage(0.8, 0.9, "spine and metrics") as stage,
+        ThreadPoolExecutor(max_workers=1) as beside,
+    ):
+        # the quality scores (a fixed sample of frames posed, rendered and compared: mostly numpy
+        # and torch, which let go of the interpreter) run on the second core beside the spine
+        stage(0.0, "reconstruction quality, morphology")
+        quality_job = beside.submit(_quality, body, fit, rotations, transl, keypoints)
         rest_vertices, joints = body_joints(body, fit.betas, rotations, transl)
         lab = world_from_camera(fit.ground_normal, fit.ground_offset_m, joints[:, 0])
         morphology = spine_morphology(body, fit.betas, transl, lab, fit.camera_K, keypoints)
         # what the rest needs of the keypoints and the fit: dropping their per-frame arrays before
-        # the spine's are made keeps a long clip's peak down
+        # the spine's are made keeps a long clip's peak down (the quality job, a fixed sample of
+        # frames, is done by then, or soon)
         betas, camera_K, focal_source = fit.betas, fit.camera_K, fit.focal_source
         fps, times_s, present = keypoints.fps, keypoints.times_s, keypoints.present
         width, height = keypoints.width, keypoints.height
@@ -237,6 +247,7 @@ def compute(video_path: str | os.PathLike, settings: RunSettings, progress: Prog
         fitted_height_m = float(np.ptp(rest_vertices[:, 1]))
         scale = gait_scale(fitted_height_m, settings.subject_height_m)
         spine_metrics = lbp_metrics(spine, joints, lab, fps, video_path, scale)
+        quality = quality_job.result()
     reconstruction = Reconstruction(
         fps=fps,
         frame_times_s=times_s,
