@@ -331,26 +331,6 @@ def point_matrix(kin: _Kinematics, betas: torch.Tensor) -> tuple[torch.Tensor, t
     return rest_joints[0], torch.cat([joints, vertices])
 
 
-def posed_points(
-    kin: _Kinematics,
-    betas: torch.Tensor,
-    root: torch.Tensor,
-    body_rotations: torch.Tensor,
-    transl: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Posed joints (T, 24, 3), surface points (T, S, 3) and global rotations (T, 24, 3, 3) in
-    the camera frame; linear blend skinning without pose correctives.
-
-    betas (B,); root (T, 3, 3) global orientation; body_rotations (T, 23, 3, 3); transl (T, 3).
-    The root rotates about the rest pelvis joint, as in SMPL.
-    """
-    columns = rotation_columns(root, body_rotations, kin)
-    pelvis, matrix = point_matrix(kin, betas)
-    points = pose_rows(matrix, columns, pelvis + transl)
-    global_rot = columns.reshape(NUM_SMPL_JOINTS, 3, 3, len(root)).permute(3, 0, 2, 1)
-    return points[:, :NUM_SMPL_JOINTS], points[:, NUM_SMPL_JOINTS:], global_rot
-
-
 def pose_rows(rows: torch.Tensor, columns: torch.Tensor, pelvis: torch.Tensor) -> torch.Tensor:
     """(T, R, 3) posed points: rows (R, 72) of :func:`point_matrix` (or blends of them) applied to
     the rotation columns (72, 3, T), plus the posed pelvis (T, 3)."""

@@ -20,7 +20,9 @@ from hmn_blender_addon.fitting import (
     cosine_rate,
     default_focal_px,
     fit_bodies,
-    posed_points,
+    point_matrix,
+    pose_rows,
+    rotation_columns,
     window_starts,
 )
 from hmn_blender_addon.metrics.accuracy import mpjpe_mm, pa_mpjpe_mm
@@ -46,6 +48,16 @@ def scenario(shared_data):
 def fitted(scenario):
     body, _, keypoints = scenario
     return fit_bodies(keypoints, body, FitSettings(focal_px=FOCAL_PX))
+
+
+def posed_points(kin, betas, root, body_rotations, transl):
+    """Joints (T, 24, 3), surface points (T, S, 3) and global rotations (T, 24, 3, 3) as the fit
+    poses them: root (T, 3, 3), body_rotations (T, 23, 3, 3), transl (T, 3)."""
+    columns = rotation_columns(root, body_rotations, kin)
+    pelvis, matrix = point_matrix(kin, betas)
+    points = pose_rows(matrix, columns, pelvis + transl)
+    global_rotations = columns.reshape(24, 3, 3, len(root)).permute(3, 0, 2, 1)
+    return points[:, :24], points[:, 24:], global_rotations
 
 
 def test_posed_points_are_smplx_blend_skinning_without_pose_correctives():
