@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -81,12 +81,8 @@ def cached_fit(
     progress: Progress,
 ) -> BodyFit:
     """The fit of ``keypoints`` from the stage cache, or computed and stored."""
-    fit_settings = FitSettings(
-        **{
-            **settings.fit.__dict__,
-            "focal_px": settings.focal_px,
-            "subject_height_m": settings.subject_height_m,
-        }
+    fit_settings = replace(
+        settings.fit, focal_px=settings.focal_px, subject_height_m=settings.subject_height_m
     )
     key = stage_key(
         "fit",
