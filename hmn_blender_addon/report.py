@@ -142,10 +142,10 @@ def body_masks(
 ) -> np.ndarray:
     """(T, H, W) bool silhouettes of (T, V, 3) meshes (camera frame) seen by ``camera_K``; size = (W, H).
 
-    A pixel is in the silhouette when its centre lies in a projected triangle or on its edge. Every
-    point of a closed mesh's silhouette lies under a triangle facing the camera and under one
-    facing away, so the triangles of one winding in the image (the more numerous, which also
-    serves an open patch facing one way) cover it: half the triangles.
+    A pixel is in the silhouette when its centre lies in a projected triangle (see
+    :func:`triangle_cover`). Every point of a closed mesh's silhouette lies under a triangle facing
+    the camera and under one facing away, so the triangles of one winding in the image (the more
+    numerous, which also serves an open patch facing one way) cover it: half the triangles.
     """
     width, height = size
     uvw = vertices_camera_m @ np.asarray(camera_K, dtype=np.float64).T
@@ -153,8 +153,7 @@ def body_masks(
     masks = np.zeros((len(vertices_camera_m), height, width), dtype=bool)
     for frame, points in enumerate(pixels):
         triangles = points[faces]  # (F, 3, 2)
-        edges = triangles[:, 1:] - triangles[:, :1]
-        winding = edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0]
+        winding = triangle_winding(triangles)
         one_way = (
             winding > 0 if np.count_nonzero(winding > 0) >= np.count_nonzero(winding < 0) else winding < 0
         )
@@ -162,43 +161,51 @@ def body_masks(
     return masks
 
 
+def triangle_winding(triangles: np.ndarray) -> np.ndarray:
+    """(F,) twice the signed areas of (F, 3, 2) triangles: > 0 for a clockwise turn a -> b -> c
+    in image coordinates (y down), < 0 the other way, 0 for a degenerate triangle."""
+    a, b, c = triangles[:, 0], triangles[:, 1], triangles[:, 2]
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+
 def triangle_cover(triangles: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(H, W) bool: the pixels whose centres (integer coordinates) lie in or on any of the (F, 3, 2)
+    """(H, W) bool: the pixels whose centres (integer coordinates) lie in any of the (F, 3, 2)
     triangles (pixel coordinates, any winding).
 
-    Each triangle is cut into the pixel rows it spans; a row's span runs between the triangle's
-    edges there. All spans of all triangles are marked at once, as +1 and -1 at their ends summed
-    along the rows. An edge's ends are ordered the same way in every triangle, so two triangles
-    sharing it cut it at the same x and leave no crack between them.
+    Scanline filling by edge crossings: every edge crossing a pixel row marks +1 where it opens
+    its triangle's span there and -1 where it closes it; summed along the row, a pixel's count
+    is the number of triangles over it. A centre on an edge is decided by the top-left rule of
+    GPU rasterisers: rows from an edge's upper end up to (not including) its lower end, columns
+    from the opening edge up to (not including) the closing one. So triangles sharing an edge (its
+    ends ordered alike in both, hence the same crossings) leave no crack and count no pixel twice,
+    and a w x h rectangle on pixel corners covers w * h pixels.
     """
-    y = triangles[..., 1]
-    first = np.maximum(np.ceil(y.min(axis=1)), 0).astype(np.int64)
-    last = np.minimum(np.floor(y.max(axis=1)), height - 1).astype(np.int64)
-    rows_each = np.maximum(last - first + 1, 0)
-    triangle = np.repeat(np.arange(len(triangles)), rows_each)  # (N,) one per triangle and row
-    starts = np.cumsum(rows_each) - rows_each
-    row = np.arange(len(triangle)) - starts[triangle] + first[triangle]
-    start, end = triangles, triangles[:, [1, 2, 0]]  # the three edges, (F, 3, 2) each
-    swap = (start[..., 1] > end[..., 1]) | ((start[..., 1] == end[..., 1]) & (start[..., 0] > end[..., 0]))
-    low = np.where(swap[..., None], end, start)[triangle]  # (N, 3, 2) the lower (then left) end
-    high = np.where(swap[..., None], start, end)[triangle]
-    level = row[:, None].astype(np.float64)
-    crosses = (low[..., 1] <= level) & (level <= high[..., 1])
-    rise = high[..., 1] - low[..., 1]
-    along = np.where(rise > 0, (level - low[..., 1]) / np.where(rise > 0, rise, 1.0), 0.0)
-    x = low[..., 0] + along * (high[..., 0] - low[..., 0])
-    # a level edge on the row spans both its ends (low is its left end)
-    left = np.where(crosses, np.where(rise > 0, x, low[..., 0]), np.inf).min(axis=1)
-    right = np.where(crosses, np.where(rise > 0, x, high[..., 0]), -np.inf).max(axis=1)
-    left = np.maximum(np.ceil(left), 0)
-    right = np.minimum(np.floor(right), width - 1)
-    keep = left <= right
-    row, left, right = row[keep], left[keep].astype(np.int64), right[keep].astype(np.int64)
-    stride = width + 1
-    marks = np.bincount(row * stride + left, minlength=height * stride) - np.bincount(
-        row * stride + right + 1, minlength=height * stride
-    )
-    return np.cumsum(marks.reshape(height, stride), axis=1)[:, :width] > 0
+    start, end = triangles.reshape(-1, 2), triangles[:, [1, 2, 0]].reshape(-1, 2)  # (3F, 2) the edges
+    downward = start[:, 1] < end[:, 1]  # image y grows downwards
+    upper = np.where(downward[:, None], start, end)
+    lower = np.where(downward[:, None], end, start)
+    # a clockwise triangle (winding > 0) is closed on the right by its downward edges
+    sign = np.repeat(np.sign(triangle_winding(triangles)), 3) * np.where(downward, -1.0, 1.0)
+    first = np.maximum(np.ceil(upper[:, 1]), 0)
+    rows_each = (np.minimum(np.ceil(lower[:, 1]), height) - first).astype(np.int64)
+    crossing = (rows_each > 0) & (sign != 0)  # level edges and degenerate triangles mark nothing
+    upper, lower, sign = upper[crossing], lower[crossing], sign[crossing]
+    first, rows_each = first[crossing].astype(np.int64), rows_each[crossing]
+    cover = np.zeros((height, width), dtype=bool)
+    if not len(sign):
+        return cover
+    edge = np.repeat(np.arange(len(sign)), rows_each)  # (N,) one per edge and row it crosses
+    row = np.arange(len(edge)) + np.repeat(first - (np.cumsum(rows_each) - rows_each), rows_each)
+    drop = lower[:, 1] - upper[:, 1]
+    x = upper[edge, 0] + (row - upper[edge, 1]) / drop[edge] * (lower[edge, 0] - upper[edge, 0])
+    column = np.clip(np.ceil(x), 0, width).astype(np.int64)  # marks left of the image count from 0
+    # counted over the rows and columns the marks reach, not the whole image
+    top, left = row.min(), column.min()
+    rows, stride = row.max() - top + 1, column.max() - left + 1
+    counts = np.bincount((row - top) * stride + column - left, weights=sign[edge], minlength=rows * stride)
+    inside = np.cumsum(counts.reshape(rows, stride), axis=1) > 0.5
+    cover[top : top + rows, left : left + stride] = inside[:, : width - left]
+    return cover
 
 
 def posed_vertices(

@@ -148,11 +148,13 @@ def test_body_masks_fill_the_projected_triangles():
     square = np.array([[-0.1, -0.05, 1.0], [0.1, -0.05, 1.0], [0.1, 0.05, 1.0], [-0.1, 0.05, 1.0]])
     masks = body_masks(square[None], np.array([[0, 1, 2], [0, 2, 3]]), K, (40, 20))
     assert masks.shape == (1, 20, 40)
-    assert masks[0, 5:16, 10:31].all() and masks[0].sum() == 11 * 21  # pixels 10..30 x 5..15
+    # the corners on pixel centres: the top-left rule keeps rows 5..14 and columns 10..29, 20 x 10 pixels
+    assert masks[0, 5:15, 10:30].all() and masks[0].sum() == 20 * 10
 
 
 def centres_in_triangles(triangles: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(H, W): pixel centres inside or on any (F, 3, 2) triangle, each pixel tested against each."""
+    """(H, W): pixel centres inside or on any (F, 3, 2) triangle, each pixel tested against each
+    (the tests' triangles leave no centre on an edge, where the top-left rule would decide)."""
     ys, xs = np.mgrid[:height, :width].astype(float)
     inside = np.zeros((height, width), dtype=bool)
     for a, b, c in triangles:
