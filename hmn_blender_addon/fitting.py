@@ -548,26 +548,27 @@ def _fit_window(
     offsets = fixed.offsets if fixed else torch.zeros(len(CORRESPONDENCES), 3, requires_grad=True)
     shared = [] if fixed else [betas, offsets]
 
-    # An iteration poses these rows of point_matrix (joints, silhouette and foot points), and the
+    # An iteration poses these rows of point_matrix (joints, foot and silhouette points), and the
     # model points and their hip centre, each a blend of those rows plus its offset turned by the
-    # carrying joint (columns 3j..3j+2 of the rotation columns are joint j's rotation).
-    surface_names = [f"surface_{i}" for i in range(NUM_SILHOUETTE_POINTS)] + list(FOOT_POINTS)
+    # carrying joint (columns 3j..3j+2 of the rotation columns are joint j's rotation). The
+    # silhouette and model points, side by side, are projected in one call.
+    surface_names = list(FOOT_POINTS) + [f"surface_{i}" for i in range(NUM_SILHOUETTE_POINTS)]
     posed_rows = torch.as_tensor(
         list(range(NUM_SMPL_JOINTS)) + [NUM_SMPL_JOINTS + kin.vertex_index[name] for name in surface_names]
     )
-    split = [NUM_SMPL_JOINTS, NUM_SILHOUETTE_POINTS, len(FOOT_POINTS), len(CORRESPONDENCES) + 1]
+    split = [NUM_SMPL_JOINTS, len(FOOT_POINTS), NUM_SILHOUETTE_POINTS, len(CORRESPONDENCES), 1]
+    projected = slice(NUM_SMPL_JOINTS + len(FOOT_POINTS), -1)  # the silhouette and model points
     mixing = to_t(correspondence_matrix(kin))
     carrier_onehot = to_t(np.eye(NUM_SMPL_JOINTS)[carrier_joints(kin)])  # (C, 24)
 
     def pose_points(root: torch.Tensor, body_rot: torch.Tensor, translation: torch.Tensor):
-        """Joints (T, 24, 3), silhouette points (T, 64, 3), foot points (T, 4, 3) and the model
-        points with their hip centre last (T, C + 1, 3), camera frame."""
+        """(T, 24 + 4 + 64 + C + 1, 3) camera frame: the joints, foot points, silhouette points,
+        model points and their hip centre (split by ``split``)."""
         pelvis, matrix = point_matrix(kin, betas)
         offset_columns = (carrier_onehot[:, :, None] * offsets[:, None, :]).reshape(len(offsets), -1)
         model = mixing @ matrix + offset_columns
         rows = torch.cat([matrix[posed_rows], model, model[hip_rows].mean(0, keepdim=True)])
-        posed = pose_rows(rows, rotation_columns(root, body_rot, kin), pelvis + translation)
-        return posed.split(split, dim=1)
+        return pose_rows(rows, rotation_columns(root, body_rot, kin), pelvis + translation)
 
     def evaluate():
         root = rotation_6d_to_matrix(root_6d)
@@ -594,9 +595,11 @@ def _fit_window(
         ]
     )
 
-    def data_terms(model_and_hip: torch.Tensor) -> list[torch.Tensor]:
-        points, hip_centre = model_and_hip[:, :-1], model_and_hip[:, -1:]
-        residual = (project(points, K) - observed_px_t) / height_t
+    def data_terms(
+        points: torch.Tensor, hip_centre: torch.Tensor, points_px: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """points (T, C, 3), hip_centre (T, 1, 3), points_px (T, C, 2) the points projected."""
+        residual = (points_px - observed_px_t) / height_t
         data_2d = (visibility_t * geman_mcclure((residual**2).sum(-1), settings.robust_sigma)).mean()
         data_3d = (visibility_t * ((points - hip_centre - observed_relative) ** 2).sum(-1)).mean()
         return [data_2d, data_3d]
@@ -606,27 +609,32 @@ def _fit_window(
     with torch.no_grad():
         identity = torch.eye(3).expand(num_frames, 3, 3)
         body_rot = axis_angle_to_matrix(body_pose.reshape(num_frames, 23, 3))
-        joints, _, _, unturned = pose_points(identity, body_rot, torch.zeros(num_frames, 3))
-        rest_pelvis = joints[0, 0]
-        root_relative = unturned - rest_pelvis  # (T, C + 1, 3)
+        unturned = pose_points(identity, body_rot, torch.zeros(num_frames, 3))
+        rest_pelvis = unturned[0, 0]
+        root_relative = unturned[:, -len(CORRESPONDENCES) - 1 :] - rest_pelvis  # (T, C + 1, 3)
 
     def energy(stage: str, ground: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         if stage == "torso":
             root = rotation_6d_to_matrix(root_6d)
-            terms = data_terms(rest_pelvis + transl[:, None] + root_relative @ root.transpose(-1, -2))
+            turned = rest_pelvis + transl[:, None] + root_relative @ root.transpose(-1, -2)
+            terms = data_terms(turned[:, :-1], turned[:, -1:], project(turned[:, :-1], K))
             return torch.stack(terms) @ term_weights[:2]
-        joints, silhouette, feet, model_and_hip = evaluate()
+        posed = evaluate()
+        joints, feet, _, points, hip_centre = posed.split(split, dim=1)
+        silhouette_px, points_px = project(posed[:, projected], K).split(
+            [NUM_SILHOUETTE_POINTS, len(CORRESPONDENCES)], dim=1
+        )
         velocity = joints[1:] - joints[:-1]
         acceleration = velocity[1:] - velocity[:-1]
         terms = [
-            *data_terms(model_and_hip),
+            *data_terms(points, hip_centre, points_px),
             ((body_pose - prior_mean) @ prior_chol).square().mean(),
             (body_pose - body_pose.clamp(lower, upper)).square().mean(),  # beyond the limits
             betas.square().sum(),
             offsets.square().mean(),
             velocity.square().mean(),
             acceleration.square().mean() if num_frames > 2 else velocity.new_zeros(()),
-            _silhouette_term(silhouette),
+            _silhouette_term(silhouette_px),
         ]
         if ground is not None:
             normal, offset = ground
@@ -641,8 +649,9 @@ def _fit_window(
     box_shift = (-1 - boxes_t[:, :2] * 2 / box_size)[:, None]
     mask_share = has_mask / has_mask.sum().clamp(min=1)  # (T,) each masked frame's share of the mean
 
-    def _silhouette_term(surface: torch.Tensor) -> torch.Tensor:
-        grid = project(surface, K) * box_scale + box_shift  # (T, S, 2)
+    def _silhouette_term(pixels: torch.Tensor) -> torch.Tensor:
+        """pixels (T, S, 2): the projected silhouette points."""
+        grid = pixels * box_scale + box_shift  # (T, S, 2)
         distance = torch.nn.functional.grid_sample(
             fields_t, grid[:, :, None], align_corners=True, padding_mode="border"
         )
@@ -674,7 +683,7 @@ def _fit_window(
         ground = fixed.ground
     else:
         with torch.no_grad():
-            feet = evaluate()[2].numpy()
+            feet = evaluate().split(split, dim=1)[1].numpy()
             up_hint = rotation_6d_to_matrix(root_6d)[:, :, 1].mean(0).numpy()  # the bodies' mean y axis
             lowest = feet[np.arange(num_frames), np.argmin(feet @ up_hint, axis=1)]
             normal, offset = _foot_plane(lowest[present], up_hint)
@@ -689,8 +698,8 @@ def _fit_window(
         )
 
     with torch.no_grad():
-        joints, _, _, model_and_hip = evaluate()
-        errors = torch.linalg.norm(project(model_and_hip[:, :-1], K) - observed_px_t, dim=-1).numpy()
+        joints, _, _, points, _ = evaluate().split(split, dim=1)
+        errors = torch.linalg.norm(project(points, K) - observed_px_t, dim=-1).numpy()
         visible = visibility > 0.3 * weights
         reprojection = np.where(
             visible.any(1), (errors * visible).sum(1) / np.maximum(visible.sum(1), 1), np.nan
@@ -837,7 +846,7 @@ def fit_bodies(
 # ---------------------------------------------------------------- cache
 
 
-FIT_VERSION = 5  # bump when the fit's output changes for the same inputs
+FIT_VERSION = 6  # bump when the fit's output changes for the same inputs
 
 
 def body_fingerprint(body: BodyModel) -> str:
