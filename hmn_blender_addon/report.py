@@ -178,7 +178,7 @@ def triangle_cover(triangles: np.ndarray, width: int, height: int) -> np.ndarray
     GPU rasterisers: rows from an edge's upper end up to (not including) its lower end, columns
     from the opening edge up to (not including) the closing one. So triangles sharing an edge (its
     ends ordered alike in both, hence the same crossings) leave no crack and count no pixel twice,
-    and a w x h rectangle on pixel corners covers w * h pixels.
+    and a w x h rectangle with its corners on pixel centres covers w * h pixels.
     """
     start, end = triangles.reshape(-1, 2), triangles[:, [1, 2, 0]].reshape(-1, 2)  # (3F, 2) the edges
     downward = start[:, 1] < end[:, 1]  # image y grows downwards
