@@ -42,7 +42,7 @@ PLANES = {
     "pelvic_range_deg": ("tilt", "obliquity", "rotation"),
 }
 RENDER_MAX_WIDTH = 640  # masks are compared at most this wide
-QUALITY_FRAMES = 30  # frames with the subject, evenly spread, that the silhouette scores use (~20 ms each)
+QUALITY_FRAMES = 30  # frames with the subject, evenly spread, that the silhouette scores use (~15 ms each)
 METRIC_LEVELS = ("S1", "L1", "T1")  # the vertebrae section 6's metrics are read from
 FRAME_CHUNK = 10  # meshes posed at a time: the model's temporaries are about 1.5 MB a frame
 
