@@ -23,8 +23,11 @@ Energy, each term a mean over frames (and points), weights in :class:`FitSetting
 Kinematics never evaluate the full mesh: the joints come from forward kinematics of
 ``J_regressor @ v_shaped`` and the few surface points by linear blend skinning of those vertices
 only. Both are linear in the global rotations' columns (:func:`point_matrix`), so one matrix
-product poses every frame's joints, surface and model points, and an iteration costs a few
-milliseconds for hundreds of frames, most of it in the count of tensor operations. Three stages
+product poses every frame's joints, surface and model points (that matrix is itself linear in the
+shape and the landmark offsets: one more product builds it), and an iteration costs a few
+milliseconds for hundreds of frames, most of it in the count of tensor operations; the root's 6D
+form, Rodrigues and the chain of global rotations are differentiated by hand (:class:`_Rotation6D`,
+:class:`_GlobalRotations`) in a fraction of autograd's operations. Three stages
 of Adam steps, the rate cosine-annealed to a tenth in each: torso (a fifth of ``iterations``;
 orientation and translation of the rigid body, whose points are posed once), body
 (``iterations``) and contact (a third, after the ground plane is fitted). Camera: pinhole,
@@ -164,29 +167,78 @@ def choose_focal(
 # ---------------------------------------------------------------- kinematics (torch, batched)
 
 
+class _Rotation6D(torch.autograd.Function):
+    """(..., 6) -> (..., 3, 3) Gram-Schmidt on two columns, with the coordinates first inside and a
+    hand-written backward (autograd's chain through the normalisations and the cross product takes
+    several times the operations, each on 3-long rows)."""
+
+    @staticmethod
+    def forward(ctx, six: torch.Tensor) -> torch.Tensor:
+        columns = six.reshape(-1, 6).T  # (6, N)
+        first, second = columns[:3], columns[3:]
+        first_norm = torch.linalg.vector_norm(first, dim=0).clamp(min=1e-12)
+        x = first / first_norm
+        upright = second - (x * second).sum(0) * x
+        upright_norm = torch.linalg.vector_norm(upright, dim=0).clamp(min=1e-12)
+        y = upright / upright_norm
+        z = torch.linalg.cross(x, y, dim=0)
+        ctx.save_for_backward(second, x, y, first_norm, upright_norm)
+        return torch.stack([x, y, z], 1).permute(2, 0, 1).reshape(*six.shape[:-1], 3, 3)
+
+    @staticmethod
+    def backward(ctx, grad_matrix: torch.Tensor) -> torch.Tensor:
+        second, x, y, first_norm, upright_norm = ctx.saved_tensors
+        grad = grad_matrix.reshape(-1, 3, 3).permute(1, 2, 0)  # [i, column, N]
+        grad_x, grad_y, grad_z = grad[:, 0], grad[:, 1], grad[:, 2]
+        # z = x cross y; y = u / |u| with u = b - (x.b) x; x = a / |a|
+        grad_x = grad_x + torch.linalg.cross(y, grad_z, dim=0)
+        grad_y = grad_y + torch.linalg.cross(grad_z, x, dim=0)
+        grad_upright = (grad_y - (y * grad_y).sum(0) * y) / upright_norm
+        along_x = (x * grad_upright).sum(0)
+        grad_second = grad_upright - along_x * x
+        grad_x = grad_x - along_x * second - (x * second).sum(0) * grad_upright
+        grad_first = (grad_x - (x * grad_x).sum(0) * x) / first_norm
+        return torch.cat([grad_first, grad_second]).T.reshape(*grad_matrix.shape[:-2], 6)
+
+
 def rotation_6d_to_matrix(six: torch.Tensor) -> torch.Tensor:
     """(..., 6) -> (..., 3, 3): Gram-Schmidt on two columns (Zhou et al. 2019)."""
-    a, b = six[..., :3], six[..., 3:]
-    x = torch.nn.functional.normalize(a, dim=-1)
-    y = torch.nn.functional.normalize(b - (x * b).sum(-1, keepdim=True) * x, dim=-1)
-    z = torch.cross(x, y, dim=-1)
-    return torch.stack([x, y, z], dim=-1)
+    return _Rotation6D.apply(six)
 
 
+# Rodrigues with the frames last: a rotation's 9 entries as rows over N rotations, so that every
+# operation runs along long contiguous rows (the (..., 3, 3) layout broadcasts over 3-long rows).
+OUTER_ROWS, OUTER_COLUMNS = [0, 0, 0, 1, 1, 1, 2, 2, 2], [0, 1, 2, 0, 1, 2, 0, 1, 2]
+TRANSPOSED_ENTRIES = [0, 3, 6, 1, 4, 7, 2, 5, 8]  # entry 3a + b -> 3b + a
 # rotvec @ SKEW_BASIS = the cross-product matrix [[0, -z, y], [z, 0, -x], [-y, x, 0]], flattened
 SKEW_BASIS = torch.zeros(3, 9)
 SKEW_BASIS[[2, 1, 2, 0, 1, 0], [1, 2, 3, 5, 6, 7]] = torch.tensor([-1.0, 1.0, 1.0, -1.0, -1.0, 1.0])
+# rows: SKEW_BASIS reads w = (G21 - G12, G02 - G20, G10 - G01), then the trace
+GRADIENT_READOUT = torch.cat([SKEW_BASIS, torch.eye(3).reshape(1, 9)])
+
+
+def _rodrigues_factors(rotvec: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """rotvec (3, N) -> t^2 (+ 1e-12, safe at zero), cos t, sin(t)/t, (1 - cos t)/t^2, each (N,)."""
+    square = (rotvec * rotvec).sum(0) + 1e-12
+    angle = torch.sqrt(square)
+    cos = torch.cos(angle)
+    return square, cos, torch.sin(angle) / angle, (1 - cos) / square
+
+
+def transposed_rotation_rows(rotvec: torch.Tensor, factors: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """(9, N) the entries of R^T, row 3k + a = R[a, k], for rotvec (3, N) and its
+    :func:`_rodrigues_factors`: R^T = cos t I - sin(t)/t [r]x + (1 - cos t)/t^2 r r^T."""
+    _, cos, sinc, versine = factors
+    skew = SKEW_BASIS.T.to(rotvec.dtype) @ rotvec  # (9, N) [r]x
+    outer = rotvec[OUTER_ROWS] * rotvec[OUTER_COLUMNS]
+    return torch.eye(3, dtype=rotvec.dtype).reshape(9, 1) * cos + versine * outer - sinc * skew
 
 
 def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
     """(..., 3) -> (..., 3, 3) Rodrigues, cos(t) I + sin(t)/t [r]x + (1 - cos(t))/t^2 r r^T, safe at zero."""
-    square = (rotvec * rotvec).sum(-1, keepdim=True)[..., None] + 1e-12  # t^2, (..., 1, 1)
-    angle = torch.sqrt(square)
-    cos = torch.cos(angle)
-    skew = (rotvec @ SKEW_BASIS.to(rotvec.dtype)).unflatten(-1, (3, 3))
-    outer = rotvec[..., :, None] * rotvec[..., None, :]
-    eye = torch.eye(3, dtype=rotvec.dtype)
-    return cos * eye + torch.sin(angle) / angle * skew + (1 - cos) / square * outer
+    columns = rotvec.reshape(-1, 3).T
+    rows = transposed_rotation_rows(columns, _rodrigues_factors(columns))  # [3k + a] = R[a, k]
+    return rows.reshape(3, 3, -1).permute(2, 1, 0).reshape(*rotvec.shape, 3)
 
 
 @dataclass
@@ -204,6 +256,7 @@ class _Kinematics:
     jump_parents: list[torch.Tensor]
     bone_parent: torch.Tensor  # (23, 24) 1 where joint i is the parent of bone b (joint b + 1)
     ancestors: torch.Tensor  # (24, 23) 1 where bone b (joint b + 1 and its parent) lies on joint j's path
+    descendants: torch.Tensor  # (24, 24) 1 where joint d lies in joint j's subtree (j included)
     vertex_index: dict[str, int]  # name -> row of the surface points
     # the rest body's stature (m) = stature_template + stature_shapedirs @ betas, from the vertices
     # highest and lowest at the mean shape
@@ -253,6 +306,7 @@ def _kinematics(body: BodyModel, vertex_ids: dict[str, int]) -> _Kinematics:
         jump_parents=_pointer_jumps(parents),
         bone_parent=as_tensor(bone_parent),
         ancestors=as_tensor(ancestors),
+        descendants=as_tensor(np.concatenate([np.ones((1, NUM_SMPL_JOINTS)), ancestors.T])),
         vertex_index={name: row for row, name in enumerate(vertex_ids)},
         stature_template=float(body.v_template_m[top, 1] - body.v_template_m[sole, 1]),
         stature_shapedirs=as_tensor(body.shapedirs[top, 1] - body.shapedirs[sole, 1]),
@@ -295,20 +349,78 @@ def carrier_joints(kin: _Kinematics) -> np.ndarray:
     return np.array(carriers)
 
 
-def rotation_columns(root: torch.Tensor, body_rotations: torch.Tensor, kin: _Kinematics) -> torch.Tensor:
+def axis_angle_gradient(
+    rotvec: torch.Tensor, factors: tuple[torch.Tensor, ...], grad_rows: torch.Tensor
+) -> torch.Tensor:
+    """(3, N) the gradient by rotvec (3, N) through Rodrigues, R = c I + b [r]x + e r r^T (c = cos t,
+    b = sin(t)/t, e = (1 - c)/t^2: :func:`_rodrigues_factors`), of a loss whose gradient by R is
+    ``grad_rows`` (9, N), row 3a + b = dL/dR[a, b]:
+
+    dL/dr = r (-b tr G + (c - b)/t^2 r.w + (b - 2e)/t^2 r^T G r) + b w + e (G + G^T) r, where
+    w = (G21 - G12, G02 - G20, G10 - G01) is what <G, [r]x> = r.w reads. About twenty operations
+    where autograd's chain through the formula takes some forty in a worse layout.
+    """
+    square, cos, sinc, versine = factors
+    readout = GRADIENT_READOUT.to(grad_rows.dtype) @ grad_rows
+    skew_part, trace = readout[:3], readout[3]  # w, tr G
+    symmetric = grad_rows + grad_rows[TRANSPOSED_ENTRIES]  # G + G^T
+    symmetric_r = (symmetric.reshape(3, 3, -1) * rotvec).sum(1)  # (G + G^T) r
+    along = (
+        (cos - sinc) / square * (rotvec * skew_part).sum(0)
+        + (sinc - 2 * versine) / square * 0.5 * (rotvec * symmetric_r).sum(0)
+        - sinc * trace
+    )
+    return rotvec * along + sinc * skew_part + versine * symmetric_r
+
+
+class _GlobalRotations(torch.autograd.Function):
+    """root (T, 3, 3), body axis-angles (T, 23, 3) -> the global rotations' columns (72, 3, T), with
+    a hand-written backward: an iteration's time goes to the number of operations, and autograd's
+    chain through Rodrigues and the pointer jumping takes several times more than this one."""
+
+    @staticmethod
+    def forward(ctx, root: torch.Tensor, body_rotvec: torch.Tensor, kin: _Kinematics) -> torch.Tensor:
+        frames, count = len(root), NUM_SMPL_JOINTS
+        rotvec = body_rotvec.permute(2, 1, 0).reshape(3, -1)  # (3, 23 T), joint-major
+        factors = _rodrigues_factors(rotvec)
+        body = transposed_rotation_rows(rotvec, factors).reshape(3, 3, count - 1, frames).permute(2, 0, 1, 3)
+        identity = torch.eye(3, dtype=root.dtype)[None, :, :, None].expand(1, 3, 3, frames)
+        # planes[j, k, a] (T,) = R_j[a, k] = row k of R_j^T, the products on the transposes:
+        # (R_parent R_joint)^T = R_joint^T R_parent^T, entry by entry with the frames last (for 3 x 3
+        # matrices a few times faster than batched matrix products)
+        planes = torch.cat([root.permute(2, 1, 0)[None], body, identity])
+        for parents in kin.jump_parents:
+            planes = (planes[:, :, :, None] * planes[parents][:, None]).sum(2)
+        ctx.save_for_backward(rotvec, *factors, planes)
+        ctx.kin = kin
+        return planes[:count].reshape(3 * count, 3, frames)
+
+    @staticmethod
+    def backward(ctx, grad_columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        rotvec, *factors, planes = ctx.saved_tensors
+        kin = ctx.kin
+        count, frames = NUM_SMPL_JOINTS, planes.shape[-1]
+        globals_t = planes[:count]  # [j, k, a] = G_j[a, k]
+        grad = grad_columns.reshape(count, 3, 3, frames)  # [j, k, a] = dL/dG_j[a, k]
+        # G_d = G_j (G_j^T G_d) for d in j's subtree, so the whole gradient by G_j is A_j G_j with
+        # A_j = sum over the subtree of dL/dG_d G_d^T; then G_j = G_parent R_j gives
+        # dL/dR_j = G_parent^T A_j G_j.
+        outer = (grad[:, :, :, None] * globals_t[:, :, None, :]).sum(1)  # [d, a, b] = (dL/dG_d G_d^T)[a, b]
+        subtree = (kin.descendants.to(outer.dtype) @ outer.reshape(count, -1)).reshape(count, 3, 3, frames)
+        total = (subtree[:, :, :, None] * globals_t.transpose(1, 2)[:, None]).sum(2)  # [j, a, c] = (A_j G_j)
+        parent = planes[kin.jump_parents[0][:count]]  # [j, d, a] = G_parent[a, d]
+        local = (parent[:, :, :, None] * total[:, None]).sum(2)  # [j, d, c] = dL/dR_j[d, c]
+        grad_rows = local[1:].permute(1, 2, 0, 3).reshape(9, -1)  # (9, 23 T), joint-major
+        grad_rotvec = axis_angle_gradient(rotvec, factors, grad_rows).reshape(3, count - 1, frames)
+        return local[0].permute(2, 0, 1), grad_rotvec.permute(2, 1, 0), None
+
+
+def rotation_columns(root: torch.Tensor, body_rotvec: torch.Tensor, kin: _Kinematics) -> torch.Tensor:
     """(72, 3, T) the global rotations' columns over the frames: [3j + k, a, t] = R_j[a, k] at frame t.
 
-    root (T, 3, 3) global orientation; body_rotations (T, 23, 3, 3) parent-relative. The products
-    run on the transposes, (R_parent R_joint)^T = R_joint^T R_parent^T, entry by entry with the
-    frames last: for 3 x 3 matrices that is a few times faster than batched matrix products.
+    root (T, 3, 3) global orientation; body_rotvec (T, 23, 3) parent-relative axis-angles (radians).
     """
-    frames = len(root)
-    identity = torch.eye(3, dtype=root.dtype).expand(frames, 1, 3, 3)
-    # planes[j, k, a] (T,) = R_j[a, k] = row k of R_j^T
-    planes = torch.cat([root[:, None], body_rotations, identity], 1).permute(1, 3, 2, 0).contiguous()
-    for parents in kin.jump_parents:
-        planes = (planes[:, :, :, None] * planes[parents][:, None]).sum(2)
-    return planes[:NUM_SMPL_JOINTS].reshape(3 * NUM_SMPL_JOINTS, 3, frames)
+    return _GlobalRotations.apply(root, body_rotvec, kin)
 
 
 def point_matrix(kin: _Kinematics, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -561,19 +673,44 @@ def _fit_window(
     mixing = to_t(correspondence_matrix(kin))
     carrier_onehot = to_t(np.eye(NUM_SMPL_JOINTS)[carrier_joints(kin)])  # (C, 24)
 
-    def pose_points(root: torch.Tensor, body_rot: torch.Tensor, translation: torch.Tensor):
-        """(T, 24 + 4 + 64 + C + 1, 3) camera frame: the joints, foot points, silhouette points,
-        model points and their hip centre (split by ``split``)."""
-        pelvis, matrix = point_matrix(kin, betas)
-        offset_columns = (carrier_onehot[:, :, None] * offsets[:, None, :]).reshape(len(offsets), -1)
+    def posing_rows(betas_: torch.Tensor, offsets_: torch.Tensor) -> torch.Tensor:
+        """(R * 72 + 3,) flattened: the rows posed (as above) and the rest pelvis."""
+        pelvis, matrix = point_matrix(kin, betas_)
+        offset_columns = (carrier_onehot[:, :, None] * offsets_[:, None, :]).reshape(len(offsets_), -1)
         model = mixing @ matrix + offset_columns
         rows = torch.cat([matrix[posed_rows], model, model[hip_rows].mean(0, keepdim=True)])
-        return pose_rows(rows, rotation_columns(root, body_rot, kin), pelvis + translation)
+        return torch.cat([rows.flatten(), pelvis])
+
+    # The rows are linear in the shape and the offsets: posing_rows(b, o) = base + basis_b @ b +
+    # basis_o @ o, so that a step builds them in a few products (and differentiates them in as few)
+    # instead of the few dozen operations of point_matrix and the blends. The offsets move only the
+    # model points' rows and their hip centre's, the last ones.
+    num_rows = len(posed_rows) + len(CORRESPONDENCES) + 1
+    moved = (len(CORRESPONDENCES) + 1) * 3 * NUM_SMPL_JOINTS  # the entries the offsets move
+    with torch.no_grad():
+        zero_offsets = torch.zeros(len(CORRESPONDENCES), 3)
+        base = posing_rows(torch.zeros(num_betas), zero_offsets)
+        shape_basis = torch.stack(
+            [posing_rows(unit, zero_offsets) - base for unit in torch.eye(num_betas)], 1
+        )
+        offset_basis = torch.stack(
+            [
+                (posing_rows(torch.zeros(num_betas), unit.reshape(-1, 3)) - base)[-3 - moved : -3]
+                for unit in torch.eye(zero_offsets.numel())
+            ],
+            1,
+        )  # (moved, 3C)
+
+    def pose_points(root: torch.Tensor, body_rotvec: torch.Tensor, translation: torch.Tensor):
+        """(T, 24 + 4 + 64 + C + 1, 3) camera frame: the joints, foot points, silhouette points,
+        model points and their hip centre (split by ``split``)."""
+        shaped = torch.addmv(base, shape_basis, betas)
+        unmoved, model, pelvis = shaped.split([len(base) - 3 - moved, moved, 3])
+        rows = torch.cat([unmoved, torch.addmv(model, offset_basis, offsets.flatten())]).reshape(num_rows, -1)
+        return pose_rows(rows, rotation_columns(root, body_rotvec, kin), pelvis + translation)
 
     def evaluate():
-        root = rotation_6d_to_matrix(root_6d)
-        body_rot = axis_angle_to_matrix(body_pose.reshape(num_frames, 23, 3))
-        return pose_points(root, body_rot, transl)
+        return pose_points(rotation_6d_to_matrix(root_6d), body_pose.reshape(num_frames, 23, 3), transl)
 
     # the terms' weights, in the order energy() lists them (a product of the stacked terms with
     # these costs a fraction of weighting and adding them one by one, which an iteration repeats)
@@ -608,8 +745,7 @@ def _fit_window(
     # are fixed in the root's frame: rotating those costs a fraction of posing the body each step.
     with torch.no_grad():
         identity = torch.eye(3).expand(num_frames, 3, 3)
-        body_rot = axis_angle_to_matrix(body_pose.reshape(num_frames, 23, 3))
-        unturned = pose_points(identity, body_rot, torch.zeros(num_frames, 3))
+        unturned = pose_points(identity, body_pose.reshape(num_frames, 23, 3), torch.zeros(num_frames, 3))
         rest_pelvis = unturned[0, 0]
         root_relative = unturned[:, -len(CORRESPONDENCES) - 1 :] - rest_pelvis  # (T, C + 1, 3)
 
@@ -846,7 +982,7 @@ def fit_bodies(
 # ---------------------------------------------------------------- cache
 
 
-FIT_VERSION = 6  # bump when the fit's output changes for the same inputs
+FIT_VERSION = 7  # bump when the fit's output changes for the same inputs
 
 
 def body_fingerprint(body: BodyModel) -> str:

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
 from synthetic_views import observe, truth_motion
 
 from hmn_blender_addon.body.model import body_forward, load_body_model
@@ -22,6 +23,7 @@ from hmn_blender_addon.fitting import (
     fit_bodies,
     point_matrix,
     pose_rows,
+    rotation_6d_to_matrix,
     rotation_columns,
     window_starts,
 )
@@ -50,10 +52,10 @@ def fitted(scenario):
     return fit_bodies(keypoints, body, FitSettings(focal_px=FOCAL_PX))
 
 
-def posed_points(kin, betas, root, body_rotations, transl):
+def posed_points(kin, betas, root, body_rotvec, transl):
     """Joints (T, 24, 3), surface points (T, S, 3) and global rotations (T, 24, 3, 3) as the fit
-    poses them: root (T, 3, 3), body_rotations (T, 23, 3, 3), transl (T, 3)."""
-    columns = rotation_columns(root, body_rotations, kin)
+    poses them: root (T, 3, 3), body_rotvec (T, 23, 3) axis-angles, transl (T, 3)."""
+    columns = rotation_columns(root, body_rotvec, kin)
     pelvis, matrix = point_matrix(kin, betas)
     points = pose_rows(matrix, columns, pelvis + transl)
     global_rotations = columns.reshape(24, 3, 3, len(root)).permute(3, 0, 2, 1)
@@ -68,9 +70,7 @@ def test_posed_points_are_smplx_blend_skinning_without_pose_correctives():
     betas = torch.as_tensor(rng.normal(size=body.num_betas), dtype=torch.float32)
     pose = torch.as_tensor(rng.normal(scale=0.4, size=(5, 24, 3)), dtype=torch.float32)
     transl = torch.as_tensor(rng.normal(size=(5, 3)), dtype=torch.float32)
-    joints, points, _ = posed_points(
-        kin, betas, axis_angle_to_matrix(pose[:, 0]), axis_angle_to_matrix(pose[:, 1:]), transl
-    )
+    joints, points, _ = posed_points(kin, betas, axis_angle_to_matrix(pose[:, 0]), pose[:, 1:], transl)
     without_correctives = dataclasses.replace(body, posedirs=np.zeros_like(body.posedirs))
     true_vertices, true_joints = body_forward(without_correctives, betas.expand(5, -1), pose, transl)
     assert torch.allclose(joints, true_joints, atol=1e-5)
@@ -84,15 +84,56 @@ def test_the_root_turns_the_posed_body_rigidly_about_the_rest_pelvis():
     kin = _kinematics(body, {"point": 100, "other": 5000})
     rng = np.random.default_rng(1)
     betas = torch.as_tensor(rng.normal(size=body.num_betas), dtype=torch.float32)
-    pose = axis_angle_to_matrix(torch.as_tensor(rng.normal(scale=0.4, size=(4, 24, 3)), dtype=torch.float32))
+    rotvec = torch.as_tensor(rng.normal(scale=0.4, size=(4, 24, 3)), dtype=torch.float32)
+    pose = axis_angle_to_matrix(rotvec)
     transl = torch.as_tensor(rng.normal(size=(4, 3)), dtype=torch.float32)
-    joints, points, rotations = posed_points(kin, betas, pose[:, 0], pose[:, 1:], transl)
-    unmoved = posed_points(kin, betas, torch.eye(3).expand(4, 3, 3), pose[:, 1:], torch.zeros(4, 3))
+    joints, points, rotations = posed_points(kin, betas, pose[:, 0], rotvec[:, 1:], transl)
+    unmoved = posed_points(kin, betas, torch.eye(3).expand(4, 3, 3), rotvec[:, 1:], torch.zeros(4, 3))
     pelvis = unmoved[0][0, 0]
     for moved, still in zip((joints, points), unmoved[:2], strict=True):
         expected = pelvis + transl[:, None] + (still - pelvis) @ pose[:, 0].transpose(-1, -2)
         assert torch.allclose(moved, expected, atol=1e-5)
     assert torch.allclose(rotations, pose[:, :1] @ unmoved[2], atol=1e-5)
+
+
+def _gram_schmidt(six: torch.Tensor) -> torch.Tensor:
+    """(..., 6) -> (..., 3, 3) in plain operations (autograd differentiates it)."""
+    x = torch.nn.functional.normalize(six[..., :3], dim=-1)
+    second = six[..., 3:]
+    y = torch.nn.functional.normalize(second - (x * second).sum(-1, keepdim=True) * x, dim=-1)
+    return torch.stack([x, y, torch.cross(x, y, dim=-1)], dim=-1)
+
+
+def test_the_hand_written_gradients_of_the_posing_are_autograds():
+    """rotation_columns and rotation_6d_to_matrix differentiate by hand: the same gradients as
+    autograd through plain Rodrigues, Gram-Schmidt and a joint-by-joint chain of products."""
+    body = load_body_model("open")
+    kin = _kinematics(body, {"point": 100})
+    rng = np.random.default_rng(3)
+    six = torch.tensor(rng.normal(size=(6, 6)), requires_grad=True)
+    rotvec = rng.normal(scale=0.5, size=(6, 23, 3))
+    rotvec[0, :4] = [[0.0, 0.0, 0.0], [1e-7, 0.0, 0.0], [0.0, -3e-4, 2e-4], [3.0, 0.1, -0.2]]
+    rotvec = torch.tensor(rotvec, requires_grad=True)
+    weights = torch.as_tensor(rng.normal(size=(72, 3, 6)))
+    (rotation_columns(rotation_6d_to_matrix(six), rotvec, kin) * weights).sum().backward()
+    ours = six.grad.clone(), rotvec.grad.clone()
+    six.grad = rotvec.grad = None
+    local = torch.cat([_gram_schmidt(six)[:, None], axis_angle_to_matrix(rotvec)], 1)
+    chain = [local[:, 0]]
+    for joint in range(1, 24):
+        chain.append(chain[kin.parents[joint]] @ local[:, joint])
+    reference = torch.stack(chain, 1).permute(1, 3, 2, 0).reshape(72, 3, 6)
+    assert torch.allclose(rotation_columns(rotation_6d_to_matrix(six), rotvec, kin), reference, atol=1e-12)
+    (reference * weights).sum().backward()
+    assert torch.allclose(ours[0], six.grad, atol=1e-9) and torch.allclose(ours[1], rotvec.grad, atol=1e-9)
+    assert ours[1].abs().max() > 1  # not vanishing
+    assert torch.autograd.gradcheck(rotation_6d_to_matrix, (six.detach()[:2].requires_grad_(),))
+
+
+def test_rodrigues_turns_as_scipys_rotation():
+    rotvec = np.random.default_rng(4).normal(size=(5, 3))
+    matrices = axis_angle_to_matrix(torch.as_tensor(rotvec)).numpy()
+    np.testing.assert_allclose(matrices, Rotation.from_rotvec(rotvec).as_matrix(), atol=1e-12)
 
 
 def test_the_fit_steps_as_torch_adam_with_cosine_annealing():
