@@ -444,12 +444,14 @@ def point_matrix(kin: _Kinematics, betas: torch.Tensor) -> tuple[torch.Tensor, t
 
 
 def pose_rows(rows: torch.Tensor, columns: torch.Tensor, pelvis: torch.Tensor) -> torch.Tensor:
-    """(T, R, 3) posed points: rows (R, 72) of :func:`point_matrix` (or blends of them) applied to
-    the rotation columns (72, 3, T), plus the posed pelvis (T, 3)."""
+    """(3, T, R) posed points, coordinates first: rows (R, 72) of :func:`point_matrix` (or blends of
+    them) applied to the rotation columns (72, 3, T), plus the posed pelvis (T, 3).
+
+    With the coordinates first, every later operation on the points runs along contiguous rows (with
+    the coordinates last, each broadcasts over rows of 2 or 3 and takes several times longer)."""
     frames = columns.shape[-1]
     relative = (rows @ columns.reshape(len(columns), -1)).reshape(len(rows), 3, frames)
-    # in the usual layout (the sum would keep the frames innermost, which slows every later step)
-    return relative.permute(2, 0, 1).contiguous() + pelvis[:, None]
+    return relative.permute(1, 2, 0).contiguous() + pelvis.T[:, :, None]
 
 
 ADAM_BETAS = (0.9, 0.999)  # Kingma & Ba 2015's defaults (and torch's)
@@ -490,9 +492,10 @@ def cosine_rate(base_rate: float, step: int, iterations: int) -> float:
 
 
 def project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """(..., 3) camera-frame points -> (..., 2) pixels."""
-    depth = points[..., 2:].clamp(min=0.1)
-    return (points[..., :2] / depth) * K.diagonal()[:2] + K[:2, 2]
+    """(3, ...) camera-frame points, coordinates first -> (2, ...) pixels."""
+    depth = points[2:].clamp(min=0.1)
+    shape = (2,) + (1,) * (points.dim() - 1)
+    return (points[:2] / depth) * K.diagonal()[:2].reshape(shape) + K[:2, 2].reshape(shape)
 
 
 def geman_mcclure(residual_sq: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -635,8 +638,10 @@ def _fit_window(
     )
 
     K = to_t(K_np)
-    observed_px_t, visibility_t, world_t = to_t(observed_px), to_t(visibility), to_t(world)
-    height_t = to_t(person_height_px)[:, None, None]
+    # coordinates first, as the posed points (pose_rows)
+    observed_px_t, visibility_t = to_t(observed_px).permute(2, 0, 1).contiguous(), to_t(visibility)
+    world_t = to_t(world).permute(2, 0, 1)
+    height_t = to_t(person_height_px)[:, None]
     prior_mean, prior_chol = to_t(prior.mean), to_t(prior.precision_cholesky)
     lower, upper = to_t(prior.lower), to_t(prior.upper)
     fields, boxes = _silhouette_fields(keypoints)
@@ -653,7 +658,8 @@ def _fit_window(
     body_pose = prior_mean.repeat(num_frames, 1).clone().requires_grad_(True)
     transl = to_t(transl_init).requires_grad_(True)
     hip_rows = [i for i, c in enumerate(CORRESPONDENCES) if c[0] in (23, 24)]
-    observed_relative = world_t - world_t[:, hip_rows].mean(1, keepdim=True)  # about the hip centre
+    # about the hip centre, (3, T, C)
+    observed_relative = (world_t - world_t[:, :, hip_rows].mean(2, keepdim=True)).contiguous()
 
     # Per-clip landmark offsets in the carrying joint's frame (as MoSh calibrates markers): they
     # absorb the constant difference between MediaPipe's landmark and the model point.
@@ -702,7 +708,7 @@ def _fit_window(
         )  # (moved, 3C)
 
     def pose_points(root: torch.Tensor, body_rotvec: torch.Tensor, translation: torch.Tensor):
-        """(T, 24 + 4 + 64 + C + 1, 3) camera frame: the joints, foot points, silhouette points,
+        """(3, T, 24 + 4 + 64 + C + 1) camera frame: the joints, foot points, silhouette points,
         model points and their hip centre (split by ``split``)."""
         shaped = torch.addmv(base, shape_basis, betas)
         unmoved, model, pelvis = shaped.split([len(base) - 3 - moved, moved, 3])
@@ -735,10 +741,10 @@ def _fit_window(
     def data_terms(
         points: torch.Tensor, hip_centre: torch.Tensor, points_px: torch.Tensor
     ) -> list[torch.Tensor]:
-        """points (T, C, 3), hip_centre (T, 1, 3), points_px (T, C, 2) the points projected."""
+        """points (3, T, C), hip_centre (3, T, 1), points_px (2, T, C) the points projected."""
         residual = (points_px - observed_px_t) / height_t
-        data_2d = (visibility_t * geman_mcclure((residual**2).sum(-1), settings.robust_sigma)).mean()
-        data_3d = (visibility_t * ((points - hip_centre - observed_relative) ** 2).sum(-1)).mean()
+        data_2d = (visibility_t * geman_mcclure((residual**2).sum(0), settings.robust_sigma)).mean()
+        data_3d = (visibility_t * ((points - hip_centre - observed_relative) ** 2).sum(0)).mean()
         return [data_2d, data_3d]
 
     # The torso stage moves the body rigidly (its pose, shape and offsets held), so its model points
@@ -746,22 +752,25 @@ def _fit_window(
     with torch.no_grad():
         identity = torch.eye(3).expand(num_frames, 3, 3)
         unturned = pose_points(identity, body_pose.reshape(num_frames, 23, 3), torch.zeros(num_frames, 3))
-        rest_pelvis = unturned[0, 0]
-        root_relative = unturned[:, -len(CORRESPONDENCES) - 1 :] - rest_pelvis  # (T, C + 1, 3)
+        rest_pelvis = unturned[:, 0, 0]
+        # (T, C + 1, 3), coordinates last for the turn by the root
+        root_relative = (unturned[:, :, -len(CORRESPONDENCES) - 1 :] - rest_pelvis[:, None, None]).permute(
+            1, 2, 0
+        )
 
     def energy(stage: str, ground: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         if stage == "torso":
             root = rotation_6d_to_matrix(root_6d)
-            turned = rest_pelvis + transl[:, None] + root_relative @ root.transpose(-1, -2)
-            terms = data_terms(turned[:, :-1], turned[:, -1:], project(turned[:, :-1], K))
+            turned = (rest_pelvis + transl[:, None] + root_relative @ root.transpose(-1, -2)).permute(2, 0, 1)
+            terms = data_terms(turned[:, :, :-1], turned[:, :, -1:], project(turned[:, :, :-1], K))
             return torch.stack(terms) @ term_weights[:2]
         posed = evaluate()
-        joints, feet, _, points, hip_centre = posed.split(split, dim=1)
-        silhouette_px, points_px = project(posed[:, projected], K).split(
-            [NUM_SILHOUETTE_POINTS, len(CORRESPONDENCES)], dim=1
+        joints, feet, _, points, hip_centre = posed.split(split, dim=2)
+        silhouette_px, points_px = project(posed[:, :, projected], K).split(
+            [NUM_SILHOUETTE_POINTS, len(CORRESPONDENCES)], dim=2
         )
-        velocity = joints[1:] - joints[:-1]
-        acceleration = velocity[1:] - velocity[:-1]
+        velocity = joints[:, 1:] - joints[:, :-1]
+        acceleration = velocity[:, 1:] - velocity[:, :-1]
         terms = [
             *data_terms(points, hip_centre, points_px),
             ((body_pose - prior_mean) @ prior_chol).square().mean(),
@@ -774,24 +783,24 @@ def _fit_window(
         ]
         if ground is not None:
             normal, offset = ground
-            heights = feet @ normal - offset  # (T, 4)
+            heights = (normal @ feet.flatten(1)).reshape(num_frames, -1) - offset  # (T, 4)
             lowest = -torch.logsumexp(-heights / 0.01, dim=1) * 0.01  # soft minimum
             terms += [(lowest**2).mean(), (heights.clamp(max=0) ** 2).mean()]
         return torch.stack(terms) @ term_weights[: len(terms)]
 
     # the boxes' pixels -> grid_sample's [-1, 1] (degenerate boxes held at a pixel's width)
     box_size = torch.stack([boxes_t[:, 2] - boxes_t[:, 0], boxes_t[:, 3] - boxes_t[:, 1]], -1).clamp(min=1)
-    box_scale = (2 / box_size)[:, None]  # (T, 1, 2)
-    box_shift = (-1 - boxes_t[:, :2] * 2 / box_size)[:, None]
+    box_scale = (2 / box_size).T[:, :, None]  # (2, T, 1)
+    box_shift = (-1 - boxes_t[:, :2] * 2 / box_size).T[:, :, None]
     mask_share = has_mask / has_mask.sum().clamp(min=1)  # (T,) each masked frame's share of the mean
 
     def _silhouette_term(pixels: torch.Tensor) -> torch.Tensor:
-        """pixels (T, S, 2): the projected silhouette points."""
-        grid = pixels * box_scale + box_shift  # (T, S, 2)
+        """pixels (2, T, S): the projected silhouette points."""
+        grid = pixels * box_scale + box_shift  # (2, T, S)
         distance = torch.nn.functional.grid_sample(
-            fields_t, grid[:, :, None], align_corners=True, padding_mode="border"
+            fields_t, grid.permute(1, 2, 0)[:, :, None], align_corners=True, padding_mode="border"
         )
-        outside = (grid.abs() - 1).clamp(min=0).sum(-1)  # beyond the box
+        outside = (grid.abs() - 1).clamp(min=0).sum(0)  # beyond the box
         per_frame = ((distance[:, 0, :, 0] + outside) ** 2).mean(-1)
         return per_frame @ mask_share
 
@@ -819,7 +828,7 @@ def _fit_window(
         ground = fixed.ground
     else:
         with torch.no_grad():
-            feet = evaluate().split(split, dim=1)[1].numpy()
+            feet = evaluate().split(split, dim=2)[1].permute(1, 2, 0).numpy()
             up_hint = rotation_6d_to_matrix(root_6d)[:, :, 1].mean(0).numpy()  # the bodies' mean y axis
             lowest = feet[np.arange(num_frames), np.argmin(feet @ up_hint, axis=1)]
             normal, offset = _foot_plane(lowest[present], up_hint)
@@ -834,8 +843,8 @@ def _fit_window(
         )
 
     with torch.no_grad():
-        joints, _, _, points, _ = evaluate().split(split, dim=1)
-        errors = torch.linalg.norm(project(points, K) - observed_px_t, dim=-1).numpy()
+        joints, _, _, points, _ = evaluate().split(split, dim=2)
+        errors = torch.linalg.norm(project(points, K) - observed_px_t, dim=0).numpy()
         visible = visibility > 0.3 * weights
         reprojection = np.where(
             visible.any(1), (errors * visible).sum(1) / np.maximum(visible.sum(1), 1), np.nan
@@ -846,7 +855,7 @@ def _fit_window(
         global_orient=Rotation.from_matrix(root.astype(np.float64)).as_rotvec().astype(np.float32),
         body_pose=body_pose.detach().numpy().copy(),
         transl=transl.detach().numpy().copy(),
-        joints_m=joints.numpy(),
+        joints_m=joints.permute(1, 2, 0).numpy().copy(),
         camera_K=K_np,
         focal_source="",
         ground_normal=ground[0].numpy().astype(np.float64),

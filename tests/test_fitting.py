@@ -57,7 +57,7 @@ def posed_points(kin, betas, root, body_rotvec, transl):
     poses them: root (T, 3, 3), body_rotvec (T, 23, 3) axis-angles, transl (T, 3)."""
     columns = rotation_columns(root, body_rotvec, kin)
     pelvis, matrix = point_matrix(kin, betas)
-    points = pose_rows(matrix, columns, pelvis + transl)
+    points = pose_rows(matrix, columns, pelvis + transl).permute(1, 2, 0)
     global_rotations = columns.reshape(24, 3, 3, len(root)).permute(3, 0, 2, 1)
     return points[:, :24], points[:, 24:], global_rotations
 
