@@ -217,7 +217,7 @@ SKEW_BASIS[[2, 1, 2, 0, 1, 0], [1, 2, 3, 5, 6, 7]] = torch.tensor([-1.0, 1.0, 1.
 GRADIENT_READOUT = torch.cat([SKEW_BASIS, torch.eye(3).reshape(1, 9)])
 
 
-def _rodrigues_factors(rotvec: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def rodrigues_factors(rotvec: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """rotvec (3, N) -> t^2 (+ 1e-12, safe at zero), cos t, sin(t)/t, (1 - cos t)/t^2, each (N,)."""
     square = (rotvec * rotvec).sum(0) + 1e-12
     angle = torch.sqrt(square)
@@ -227,18 +227,11 @@ def _rodrigues_factors(rotvec: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 def transposed_rotation_rows(rotvec: torch.Tensor, factors: tuple[torch.Tensor, ...]) -> torch.Tensor:
     """(9, N) the entries of R^T, row 3k + a = R[a, k], for rotvec (3, N) and its
-    :func:`_rodrigues_factors`: R^T = cos t I - sin(t)/t [r]x + (1 - cos t)/t^2 r r^T."""
+    :func:`rodrigues_factors`: R^T = cos t I - sin(t)/t [r]x + (1 - cos t)/t^2 r r^T."""
     _, cos, sinc, versine = factors
     skew = SKEW_BASIS.T.to(rotvec.dtype) @ rotvec  # (9, N) [r]x
     outer = rotvec[OUTER_ROWS] * rotvec[OUTER_COLUMNS]
     return torch.eye(3, dtype=rotvec.dtype).reshape(9, 1) * cos + versine * outer - sinc * skew
-
-
-def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
-    """(..., 3) -> (..., 3, 3) Rodrigues, cos(t) I + sin(t)/t [r]x + (1 - cos(t))/t^2 r r^T, safe at zero."""
-    columns = rotvec.reshape(-1, 3).T
-    rows = transposed_rotation_rows(columns, _rodrigues_factors(columns))  # [3k + a] = R[a, k]
-    return rows.reshape(3, 3, -1).permute(2, 1, 0).reshape(*rotvec.shape, 3)
 
 
 @dataclass
@@ -353,7 +346,7 @@ def axis_angle_gradient(
     rotvec: torch.Tensor, factors: tuple[torch.Tensor, ...], grad_rows: torch.Tensor
 ) -> torch.Tensor:
     """(3, N) the gradient by rotvec (3, N) through Rodrigues, R = c I + b [r]x + e r r^T (c = cos t,
-    b = sin(t)/t, e = (1 - c)/t^2: :func:`_rodrigues_factors`), of a loss whose gradient by R is
+    b = sin(t)/t, e = (1 - c)/t^2: :func:`rodrigues_factors`), of a loss whose gradient by R is
     ``grad_rows`` (9, N), row 3a + b = dL/dR[a, b]:
 
     dL/dr = r (-b tr G + (c - b)/t^2 r.w + (b - 2e)/t^2 r^T G r) + b w + e (G + G^T) r, where
@@ -382,7 +375,7 @@ class _GlobalRotations(torch.autograd.Function):
     def forward(ctx, root: torch.Tensor, body_rotvec: torch.Tensor, kin: _Kinematics) -> torch.Tensor:
         frames, count = len(root), NUM_SMPL_JOINTS
         rotvec = body_rotvec.permute(2, 1, 0).reshape(3, -1)  # (3, 23 T), joint-major
-        factors = _rodrigues_factors(rotvec)
+        factors = rodrigues_factors(rotvec)
         body = transposed_rotation_rows(rotvec, factors).reshape(3, 3, count - 1, frames).permute(2, 0, 1, 3)
         identity = torch.eye(3, dtype=root.dtype)[None, :, :, None].expand(1, 3, 3, frames)
         # planes[j, k, a] (T,) = R_j[a, k] = row k of R_j^T, the products on the transposes:
@@ -991,7 +984,7 @@ def fit_bodies(
 # ---------------------------------------------------------------- cache
 
 
-FIT_VERSION = 7  # bump when the fit's output changes for the same inputs
+FIT_VERSION = 8  # bump when the fit's output changes for the same inputs
 
 
 def body_fingerprint(body: BodyModel) -> str:

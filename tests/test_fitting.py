@@ -16,15 +16,16 @@ from hmn_blender_addon.fitting import (
     FitSettings,
     _kinematics,
     adam_step,
-    axis_angle_to_matrix,
     choose_focal,
     cosine_rate,
     default_focal_px,
     fit_bodies,
     point_matrix,
     pose_rows,
+    rodrigues_factors,
     rotation_6d_to_matrix,
     rotation_columns,
+    transposed_rotation_rows,
     window_starts,
 )
 from hmn_blender_addon.metrics.accuracy import mpjpe_mm, pa_mpjpe_mm
@@ -50,6 +51,13 @@ def scenario(shared_data):
 def fitted(scenario):
     body, _, keypoints = scenario
     return fit_bodies(keypoints, body, FitSettings(focal_px=FOCAL_PX))
+
+
+def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
+    """(..., 3) -> (..., 3, 3): the fit's Rodrigues (entries as rows over rotations), usual layout."""
+    columns = rotvec.reshape(-1, 3).T
+    rows = transposed_rotation_rows(columns, rodrigues_factors(columns))  # [3k + a] = R[a, k]
+    return rows.reshape(3, 3, -1).permute(2, 1, 0).reshape(*rotvec.shape, 3)
 
 
 def posed_points(kin, betas, root, body_rotvec, transl):
