@@ -366,6 +366,13 @@ def axis_angle_gradient(
     return rotvec * along + sinc * skew_part + versine * symmetric_r
 
 
+def _matrix_products(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """(J, 3, 3, T) the products left[j] right[j] of (J, 3, 3, T) stacks of 3 x 3 matrices (entry
+    [j, a, b, t] is matrix (j, t)'s [a, b]), entry by entry with the frames last: for 3 x 3 matrices
+    a few times faster than batched matrix products."""
+    return (left[:, :, :, None] * right[:, None]).sum(2)
+
+
 class _GlobalRotations(torch.autograd.Function):
     """root (T, 3, 3), body axis-angles (T, 23, 3) -> the global rotations' columns (72, 3, T), with
     a hand-written backward: an iteration's time goes to the number of operations, and autograd's
@@ -379,11 +386,10 @@ class _GlobalRotations(torch.autograd.Function):
         body = transposed_rotation_rows(rotvec, factors).reshape(3, 3, count - 1, frames).permute(2, 0, 1, 3)
         identity = torch.eye(3, dtype=root.dtype)[None, :, :, None].expand(1, 3, 3, frames)
         # planes[j, k, a] (T,) = R_j[a, k] = row k of R_j^T, the products on the transposes:
-        # (R_parent R_joint)^T = R_joint^T R_parent^T, entry by entry with the frames last (for 3 x 3
-        # matrices a few times faster than batched matrix products)
+        # (R_parent R_joint)^T = R_joint^T R_parent^T
         planes = torch.cat([root.permute(2, 1, 0)[None], body, identity])
         for parents in kin.jump_parents:
-            planes = (planes[:, :, :, None] * planes[parents][:, None]).sum(2)
+            planes = _matrix_products(planes, planes[parents])
         ctx.save_for_backward(rotvec, *factors, planes)
         ctx.kin = kin
         return planes[:count].reshape(3 * count, 3, frames)
@@ -398,11 +404,11 @@ class _GlobalRotations(torch.autograd.Function):
         # G_d = G_j (G_j^T G_d) for d in j's subtree, so the whole gradient by G_j is A_j G_j with
         # A_j = sum over the subtree of dL/dG_d G_d^T; then G_j = G_parent R_j gives
         # dL/dR_j = G_parent^T A_j G_j.
-        outer = (grad[:, :, :, None] * globals_t[:, :, None, :]).sum(1)  # [d, a, b] = (dL/dG_d G_d^T)[a, b]
+        outer = _matrix_products(grad.transpose(1, 2), globals_t)  # [d, a, b] = (dL/dG_d G_d^T)[a, b]
         subtree = (kin.descendants.to(outer.dtype) @ outer.reshape(count, -1)).reshape(count, 3, 3, frames)
-        total = (subtree[:, :, :, None] * globals_t.transpose(1, 2)[:, None]).sum(2)  # [j, a, c] = (A_j G_j)
+        total = _matrix_products(subtree, globals_t.transpose(1, 2))  # [j, a, c] = (A_j G_j)
         parent = planes[kin.jump_parents[0][:count]]  # [j, d, a] = G_parent[a, d]
-        local = (parent[:, :, :, None] * total[:, None]).sum(2)  # [j, d, c] = dL/dR_j[d, c]
+        local = _matrix_products(parent, total)  # [j, d, c] = dL/dR_j[d, c]
         grad_rows = local[1:].permute(1, 2, 0, 3).reshape(9, -1)  # (9, 23 T), joint-major
         grad_rotvec = axis_angle_gradient(rotvec, factors, grad_rows).reshape(3, count - 1, frames)
         return local[0].permute(2, 0, 1), grad_rotvec.permute(2, 1, 0), None
