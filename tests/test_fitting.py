@@ -22,6 +22,7 @@ from hmn_blender_addon.fitting import (
     default_focal_px,
     fit_bodies,
     hidden_hip_factors,
+    pelvic_tilt_deviation,
     point_matrix,
     pose_rows,
     rodrigues_factors,
@@ -283,3 +284,20 @@ def test_a_straying_far_hip_turns_the_fitted_pelvis_less(scenario, fitted, monke
         fit_bodies(keypoints, body, settings), fit_bodies(straying, body, settings)
     )
     assert with_rule < 0.75 * without_rule
+
+
+def test_the_pelvic_tilt_term_sees_the_tilt_about_its_mean_and_not_turns_or_obliquity():
+    frames = np.arange(36)
+    tilt = np.radians(10 + 3 * np.sin(2 * np.pi * frames / 18))  # forward 10 deg, +-3 twice a stride
+    heading = Rotation.from_euler("y", 40, degrees=True)  # any heading in the camera frame
+    tilted = heading * Rotation.from_euler("x", tilt[:, None])
+    deviation = pelvic_tilt_deviation(torch.as_tensor(tilted.as_matrix()))
+    mean_anterior_angle = np.arctan2(np.mean(np.sin(tilt)), np.mean(np.cos(tilt)))
+    expected = np.sin(tilt - mean_anterior_angle)
+    assert np.allclose(deviation.numpy(), expected - expected.mean(), atol=1e-9)
+    assert np.ptp(np.degrees(deviation.numpy())) == pytest.approx(np.ptp(np.degrees(tilt)), abs=0.02)
+    # turning about the up axis and rocking about the anterior axis leave it at zero
+    turn_and_roll = heading * Rotation.from_euler(
+        "yz", np.radians(np.stack([5 * np.sin(frames), 4 * np.cos(frames)], 1))
+    )
+    assert np.abs(pelvic_tilt_deviation(torch.as_tensor(turn_and_roll.as_matrix())).numpy()).max() < 0.01
