@@ -516,9 +516,6 @@ def geman_mcclure(residual_sq: torch.Tensor, sigma: float) -> torch.Tensor:
     return residual_sq * sigma**2 / (residual_sq + sigma**2)
 
 
-# ---------------------------------------------------------------- initialisation
-
-
 def hidden_hip_factors(world_m: np.ndarray) -> np.ndarray:
     """(T, 2) factors on the left and right hip landmarks' horizontal 2D residuals: in a window
     seen from the side (:data:`SIDE_VIEW_HIP_DEPTH_RATIO`), 0 for the farther hip of each frame,
@@ -552,6 +549,9 @@ def pelvic_tilt_deviation(root: torch.Tensor) -> torch.Tensor:
     anterior = root[:, :, 2].mean(0).detach()
     along = root[:, :, 1] @ (anterior / anterior.norm())
     return along - along.mean()
+
+
+# ---------------------------------------------------------------- initialisation
 
 
 def _interpolate_missing(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
