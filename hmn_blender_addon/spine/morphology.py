@@ -18,6 +18,11 @@ Where the back comes from, in order:
   S1..C7 window along the back and changes the angles a lot; so the observed levels are slid onto
   the fitted body's own back (:func:`register_levels`: the buttocks below S1 and the nape above
   C7 matched within +-:data:`REGISTER_REACH_M`), and the curvature between is read from the mask.
+  The mask shows the trunk's outline, not its midline: the buttocks and the shoulder blades stand
+  out behind the spine, which deepens the outline's lordosis and kyphosis (by about 5 deg each on
+  the fitted bodies and on the rendered walkers). So the levels are registered outline to outline
+  (the fitted body's back over the trunk's width) and the body's own midline-minus-outline
+  difference, per level, turns the observed outline into a midline.
 - ``"body_surface"``: otherwise (front or oblique views), the fitted body's own rest back surface.
 
 The rest chain is then :func:`.profile.place_spine` of the measured lordosis and kyphosis between
@@ -56,6 +61,9 @@ CONTOUR_REACH_M = 0.40  # how far behind the pelvis the mask is sampled
 PROFILE_FRAME_CHUNK = 8  # frames whose back contour is sampled at a time (see mask_back_depths)
 BACK_PERCENTILE = 25.0  # an arm swinging behind the back only ever adds to the silhouette
 INITIAL_PROFILE_DEG = (45.0, 40.0)
+# the trunk's outline: rest vertices within this share of the shoulder joints' half distance (the
+# rest pose's arms are no part of the back)
+TRUNK_HALF_WIDTH_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -198,6 +206,17 @@ def _rest_geometry(
     return s1, c7, stature
 
 
+def rest_backs(
+    rest_vertices_m: np.ndarray, rest_joints_m: np.ndarray, heights_m: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rest body's back z at (N,) heights (SMPL axes): (N,) along its midline, (N,) along the
+    outline of its trunk (:data:`TRUNK_HALF_WIDTH_SHARE`), which a side view's mask shows."""
+    half_width = TRUNK_HALF_WIDTH_SHARE * abs(rest_joints_m[SMPL_JOINT_INDEX["left_shoulder"], 0])
+    midline = np.array([back_surface_z(rest_vertices_m, h)[0] for h in heights_m])
+    outline = np.array([back_surface_z(rest_vertices_m, h, half_width_m=half_width)[0] for h in heights_m])
+    return midline, outline
+
+
 def spine_morphology(
     body: BodyModel,
     betas: np.ndarray,
@@ -220,7 +239,7 @@ def spine_morphology(
     levels = round((c7[1] - s1[1]) / LEVEL_STEP_M) + 1
     # the window S1..C7, a margin of `reach` levels on each side and as much again to slide in
     wide = s1[1] + LEVEL_STEP_M * np.arange(-2 * reach, levels + 2 * reach)
-    body_back = np.array([back_surface_z(rest_vertices_m, h)[0] for h in wide[reach:-reach]])
+    body_midline, body_outline = rest_backs(rest_vertices_m, rest_joints_m, wide[reach:-reach])
     lateral, up, forward = np.asarray(world_from_camera, dtype=np.float64)[:3, :3]
     frames = np.zeros(0, dtype=int)
     if keypoints is not None:
@@ -233,11 +252,12 @@ def spine_morphology(
         )
         if np.isfinite(depths).any(axis=0).all():  # the mask shows the back at every level
             observed = rest_joints_m[0, 2] - np.nanpercentile(depths, BACK_PERCENTILE, axis=0)
-            shift = register_levels(observed, body_back, reach)
+            shift = register_levels(observed, body_outline, reach)
             back = observed[2 * reach + shift : 2 * reach + shift + levels]
+            back = back + (body_midline - body_outline)[reach : reach + levels]
     source = "mask_contour" if back is not None else "body_surface"
     if back is None:
-        frames, back = frames[:0], body_back[reach : reach + levels]
+        frames, back = frames[:0], body_midline[reach : reach + levels]
     measured, curve = profile_of_back(wide[2 * reach : 2 * reach + levels], back, s1, c7, stature)
     rest = place_spine(measured, s1, c7)
     return SpineMorphology(rest.profile, rest, source, len(frames), curve)
@@ -249,8 +269,8 @@ def register_levels(observed: np.ndarray, template: np.ndarray, reach: int) -> i
 
     Args:
         observed: (N + 4 reach,) observed back over the window of N levels with 2 ``reach`` levels
-            on each side; template: (N + 2 reach,) the body's own back over the window with
-            ``reach`` levels on each side.
+            on each side; template: (N + 2 reach,) the body's own back (the same kind: outline or
+            midline) over the window with ``reach`` levels on each side.
     Only the margins below S1 (the buttocks) and above C7 (the nape) are compared, each without
     its mean offset, so the curvature inside the window, the measurement, does not steer the levels.
     """

@@ -111,10 +111,11 @@ def place_spine(profile: SpineProfile, s1_anchor_m: np.ndarray, c7_anchor_m: np.
 
 
 def back_surface_z(
-    vertices_m: np.ndarray, height_m: float, half_band_m: float = 0.015
+    vertices_m: np.ndarray, height_m: float, half_band_m: float = 0.015, half_width_m: float = 0.03
 ) -> tuple[float, float]:
-    """(back, front) z of the midsagittal strip (|x| < 3 cm) of rest vertices (SMPL axes) at one height."""
-    strip = (np.abs(vertices_m[:, 0]) < 0.03) & (np.abs(vertices_m[:, 1] - height_m) < half_band_m)
+    """(back, front) z of rest vertices (SMPL axes) at one height: by default the midsagittal strip
+    (|x| < 3 cm); a wider ``half_width_m`` gives the outline a side view sees of that width."""
+    strip = (np.abs(vertices_m[:, 0]) < half_width_m) & (np.abs(vertices_m[:, 1] - height_m) < half_band_m)
     if not strip.any():
         raise ValueError(f"no body surface at height {height_m:.3f} m")
     return float(vertices_m[strip, 2].min()), float(vertices_m[strip, 2].max())
