@@ -20,9 +20,11 @@ Where the back comes from, in order:
   C7 matched within +-:data:`REGISTER_REACH_M`), and the curvature between is read from the mask.
   The mask shows the trunk's outline, not its midline: the buttocks and the shoulder blades stand
   out behind the spine, which deepens the outline's lordosis and kyphosis (by about 5 deg each on
-  the fitted bodies and on the rendered walkers). So the levels are registered outline to outline
-  (the fitted body's back over the trunk's width) and the body's own midline-minus-outline
-  difference, per level, turns the observed outline into a midline.
+  the fitted bodies and on the rendered walkers). So, once the levels are placed, the body's own
+  midline-minus-outline difference at each level turns the observed outline into a midline.
+  (Registering outline to outline instead was better on average over the bench's side clips but
+  moved the window by 11 cm on the sample clip: where the two margins ask for shifts far apart,
+  the summed cost's minimum jumps between them.)
 - ``"body_surface"``: otherwise (front or oblique views), the fitted body's own rest back surface.
 
 The rest chain is then :func:`.profile.place_spine` of the measured lordosis and kyphosis between
@@ -252,7 +254,7 @@ def spine_morphology(
         )
         if np.isfinite(depths).any(axis=0).all():  # the mask shows the back at every level
             observed = rest_joints_m[0, 2] - np.nanpercentile(depths, BACK_PERCENTILE, axis=0)
-            shift = register_levels(observed, body_outline, reach)
+            shift = register_levels(observed, body_midline, reach)
             back = observed[2 * reach + shift : 2 * reach + shift + levels]
             back = back + (body_midline - body_outline)[reach : reach + levels]
     source = "mask_contour" if back is not None else "body_surface"
@@ -269,8 +271,8 @@ def register_levels(observed: np.ndarray, template: np.ndarray, reach: int) -> i
 
     Args:
         observed: (N + 4 reach,) observed back over the window of N levels with 2 ``reach`` levels
-            on each side; template: (N + 2 reach,) the body's own back (the same kind: outline or
-            midline) over the window with ``reach`` levels on each side.
+            on each side; template: (N + 2 reach,) the body's own back over the window with
+            ``reach`` levels on each side.
     Only the margins below S1 (the buttocks) and above C7 (the nape) are compared, each without
     its mean offset, so the curvature inside the window, the measurement, does not steer the levels.
     """
