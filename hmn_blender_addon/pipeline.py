@@ -44,7 +44,7 @@ from .report import (
     write_reports,
 )
 from .spine.dynamic import dynamic_spine, shaped_rest
-from .spine.morphology import SpineMorphology, spine_morphology
+from .spine.morphology import PLAUSIBLE_PROFILE_DEG, SpineMorphology, spine_morphology
 from .video import probe_video
 
 SAMPLE_CLIP = DATA_DIR / "sample_gait.mp4"  # the embedded sample that ``demo`` runs on
@@ -363,6 +363,20 @@ def _print_summary(result: RunResult) -> None:
         + ", ".join(f"{plane} {lumbar[plane]['mean']:.1f} +- {lumbar[plane]['sd']:.1f}" for plane in lumbar)
     )
     print(f"pelvic tilt range (deg): {metrics['pelvic_range_deg']['tilt']['mean']:.1f}")
+    morphology = result.report["spine_morphology"]
+    rejected = morphology["rejected_mask_reading"]
+    print(
+        f"spine profile (deg): lordosis {morphology['lumbar_lordosis_deg']:.1f}, "
+        f"kyphosis {morphology['thoracic_kyphosis_deg']:.1f} ({morphology['source']}"
+        + (
+            ""
+            if rejected is None
+            else f"; the mask read lordosis {rejected['lumbar_lordosis_deg']:.1f}, kyphosis "
+            f"{rejected['thoracic_kyphosis_deg']:.1f}: outside {PLAUSIBLE_PROFILE_DEG[0]:.0f} to "
+            f"{PLAUSIBLE_PROFILE_DEG[1]:.0f}"
+        )
+        + ")"
+    )
     print(f"spinal symmetry index (%): {metrics['symmetry_index_pct']['spinal']:.1f}")
     gait, coordination = metrics["gait"], metrics["coordination_deg"]
     print(

@@ -29,9 +29,8 @@ FRAMES = 30
 TRUE_PROFILE = SpineProfile(58.0, 28.0, 0.0)
 
 
-@pytest.fixture(scope="module")
-def subject():
-    """The open body at rest and the outline (height, anterior) of a back whose midline the true
+def _subject(profile: SpineProfile):
+    """The open body at rest and the outline (height, anterior) of a back whose midline the
     profile's chain lies under between S1 and C7, the body's own midline beyond (moved to join it);
     the outline stands out of the midline as the body's own trunk outline does (shoulder blades,
     buttocks)."""
@@ -40,7 +39,7 @@ def subject():
     hips = 0.5 * (joints[SMPL_JOINT_INDEX["left_hip"]] + joints[SMPL_JOINT_INDEX["right_hip"]])
     stature = float(np.ptp(vertices[:, 1]))
     s1, c7 = spine_anchors(vertices, hips, joints[SMPL_JOINT_INDEX["neck"]], stature)
-    chain = place_spine(TRUE_PROFILE, s1, c7).origins_m
+    chain = place_spine(profile, s1, c7).origins_m
     heights = np.linspace(s1[1] - 0.25, c7[1] + 0.22, 300)
     back_z = np.interp(heights, chain[:, 1], chain[:, 2]) - depth_below_back_m(heights, s1[1], c7[1], stature)
     midline, outline = rest_backs(vertices, joints, heights)
@@ -48,6 +47,11 @@ def subject():
     back_z[below] = midline[below] - np.interp(s1[1], heights, midline) + back_z[~below][0]
     back_z[above] = midline[above] - np.interp(c7[1], heights, midline) + back_z[~above][-1]
     return body, vertices, joints, np.stack([heights, back_z + outline - midline], axis=1)
+
+
+@pytest.fixture(scope="module")
+def subject():
+    return _subject(TRUE_PROFILE)
 
 
 def _view(subject, camera_from_lab: np.ndarray, distance_m: float):
@@ -78,13 +82,16 @@ def test_profile_fit_inverts_the_chain():
     assert fitted.sacral_slope_deg == pytest.approx(chain.profile.sacral_slope_deg, abs=1e-3)
 
 
+SIDE = np.array([[0.0, 0.0, -1.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 0.0]])  # lab x toward the camera
+
+
 def test_side_view_reads_the_curvature_from_the_mask(subject):
     body, vertices, _, _ = subject
-    side = np.array([[0.0, 0.0, -1.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 0.0]])  # lab x toward the camera
-    keypoints, transl, world_from_camera = _view(subject, side, 4.0)
+    keypoints, transl, world_from_camera = _view(subject, SIDE, 4.0)
     betas = np.zeros(body.num_betas)
     morphology = spine_morphology(body, betas, transl, world_from_camera, K, keypoints)
     assert morphology.source == "mask_contour" and morphology.profile_frames == FRAMES
+    assert morphology.report()["rejected_mask_reading"] is None
     # within the issue's 5 deg: the stored 96 x 48 mask crop quantises the back to about 7 mm here
     # (read 55.6 deg); the kyphosis within 2 deg (read 27.2), where reading the outline as if it
     # were the midline gives 31.9 (the shoulder blades stand out behind the thoracic spine)
@@ -94,6 +101,20 @@ def test_side_view_reads_the_curvature_from_the_mask(subject):
     for origin in morphology.rest.origins_m:
         back, front = back_surface_z(vertices, origin[1], half_band_m=0.02)
         assert back < origin[2] < front
+
+
+def test_a_back_no_spine_can_have_is_rejected_for_the_body_surface():
+    """A back bowed out over the lumbar levels (lordosis -20 deg, as long hair or a bag would make
+    it): the body surface's profile is used, the mask's reading kept in the report."""
+    bowed = _subject(SpineProfile(-20.0, 28.0, 0.0))
+    body = bowed[0]
+    keypoints, transl, world_from_camera = _view(bowed, SIDE, 4.0)
+    betas = np.zeros(body.num_betas)
+    morphology = spine_morphology(body, betas, transl, world_from_camera, K, keypoints)
+    assert morphology.source == "body_surface" and morphology.profile_frames == 0
+    assert morphology.profile == spine_morphology(body, betas, transl, world_from_camera, K, None).profile
+    rejected = morphology.report()["rejected_mask_reading"]
+    assert rejected["lumbar_lordosis_deg"] == pytest.approx(-20.0, abs=5.0)
 
 
 def test_front_view_falls_back_to_the_body_surface(subject):

@@ -25,7 +25,10 @@ Where the back comes from, in order:
   (Registering outline to outline instead was better on average over the bench's side clips but
   moved the window by 11 cm on the sample clip: where the two margins ask for shifts far apart,
   the summed cost's minimum jumps between them.)
-- ``"body_surface"``: otherwise (front or oblique views), the fitted body's own rest back surface.
+- ``"body_surface"``: otherwise (front or oblique views), the fitted body's own rest back surface;
+  also where the mask's reading is no back's (lordosis or kyphosis outside
+  :data:`PLAUSIBLE_PROFILE_DEG`: long hair over the upper back, a bag, a coat), the rejected
+  reading kept in the report.
 
 The rest chain is then :func:`.profile.place_spine` of the measured lordosis and kyphosis between
 the fitted body's own S1 and C7 anchors (:func:`.profile.spine_anchors`), which sets the sacral slope.
@@ -66,6 +69,11 @@ INITIAL_PROFILE_DEG = (45.0, 40.0)
 # the trunk's outline: rest vertices within this share of the shoulder joints' half distance (the
 # rest pose's arms are no part of the back)
 TRUNK_HALF_WIDTH_SHARE = 0.9
+# Lordosis and kyphosis a back can show. Standing lordosis 49.8 +- 11.2 deg (radiographs, n = 627),
+# kyphosis 42.8 +- 8.8 (skin surface, men; REFERENCES.md section 2): 0 and 90 deg lie 3.6 SD or
+# more from either mean. The real footage in ../shared (long hair down the back) read a lordosis
+# of -30 deg, the profile fit's bound.
+PLAUSIBLE_PROFILE_DEG = (0.0, 90.0)
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class SpineMorphology:
     - ``rest``: the vertebra chain in the shaped body's rest frame (SMPL axes, metres).
     - ``source``: "mask_contour" or "body_surface"; ``profile_frames``: frames used (mask only).
     - ``curve_m`` (N, 2): the measured spinal curve (height, anterior) in the rest frame, for plots.
+    - ``rejected_mask_profile``: the mask's reading where it was not plausible, else None.
     """
 
     profile: SpineProfile
@@ -83,6 +92,7 @@ class SpineMorphology:
     source: str
     profile_frames: int
     curve_m: np.ndarray
+    rejected_mask_profile: SpineProfile | None = None
 
     def report(self) -> dict:
         """The ``spine_morphology`` block of report.json (plus its source)."""
@@ -92,6 +102,12 @@ class SpineMorphology:
             "sacral_slope_deg": self.profile.sacral_slope_deg,
             "source": self.source,
             "profile_frames": self.profile_frames,
+            "rejected_mask_reading": None
+            if self.rejected_mask_profile is None
+            else {
+                "lumbar_lordosis_deg": self.rejected_mask_profile.lordosis_deg,
+                "thoracic_kyphosis_deg": self.rejected_mask_profile.kyphosis_deg,
+            },
         }
 
 
@@ -257,12 +273,24 @@ def spine_morphology(
             shift = register_levels(observed, body_midline, reach)
             back = observed[2 * reach + shift : 2 * reach + shift + levels]
             back = back + (body_midline - body_outline)[reach : reach + levels]
+    heights = wide[2 * reach : 2 * reach + levels]
+    rejected = None
+    if back is not None:
+        measured, curve = profile_of_back(heights, back, s1, c7, stature)
+        if not profile_is_plausible(measured):
+            rejected, back = measured, None
     source = "mask_contour" if back is not None else "body_surface"
     if back is None:
-        frames, back = frames[:0], body_midline[reach : reach + levels]
-    measured, curve = profile_of_back(wide[2 * reach : 2 * reach + levels], back, s1, c7, stature)
+        frames = frames[:0]
+        measured, curve = profile_of_back(heights, body_midline[reach : reach + levels], s1, c7, stature)
     rest = place_spine(measured, s1, c7)
-    return SpineMorphology(rest.profile, rest, source, len(frames), curve)
+    return SpineMorphology(rest.profile, rest, source, len(frames), curve, rejected)
+
+
+def profile_is_plausible(profile: SpineProfile) -> bool:
+    """Whether a back can show this lordosis and kyphosis (:data:`PLAUSIBLE_PROFILE_DEG`)."""
+    low, high = PLAUSIBLE_PROFILE_DEG
+    return low <= profile.lordosis_deg <= high and low <= profile.kyphosis_deg <= high
 
 
 def register_levels(observed: np.ndarray, template: np.ndarray, reach: int) -> int:
