@@ -107,6 +107,22 @@ ROWS: tuple[tuple[str, str, str, bool], ...] = (
 
 SCALE_NOTES = {"subject_height": "scaled by the subject's height", "fitted_shape": "fitted body's scale"}
 
+# The anatomical planes each angle row is measured in (the symmetry indices: lateral bending is
+# frontal, axial rotation transverse); a row whose planes the clip's view does not show says so.
+ROW_PLANES = {
+    "metrics.lumbar_rom_deg.sagittal": ("sagittal",),
+    "metrics.lumbar_rom_deg.frontal": ("frontal",),
+    "metrics.lumbar_rom_deg.transverse": ("transverse",),
+    "metrics.pelvic_range_deg.tilt": ("sagittal",),
+    "metrics.pelvic_range_deg.obliquity": ("frontal",),
+    "metrics.pelvic_range_deg.rotation": ("transverse",),
+    "metrics.symmetry_index_pct.lateral_bending": ("frontal",),
+    "metrics.symmetry_index_pct.axial_rotation": ("transverse",),
+    "metrics.symmetry_index_pct.spinal": ("frontal", "transverse"),
+    "metrics.coordination_deg.transverse": ("transverse",),
+    "metrics.coordination_deg.frontal": ("frontal",),
+}
+
 
 def _lookup(report: dict, key: str):
     value = report
@@ -136,5 +152,8 @@ def report_rows(report: dict) -> list[MetricRow]:
         if key == "metrics.gait.walking_speed_m_s":
             scale = _lookup(report, "metrics.gait.scale.source")
             text += f" ({SCALE_NOTES.get(scale, scale)})"
+        view = _lookup(report, "view")
+        if view is not None and not set(ROW_PLANES.get(key, ())) <= set(view["planes_shown"]):
+            text += f" (not seen in a {view['kind']} view)"
         rows.append(MetricRow(key, label, value, sd, unit, flag, text))
     return rows

@@ -29,6 +29,7 @@ from .fitting import BodyFit, FitSettings, fit_bodies, fit_from_arrays, fit_sett
 from .heap import release_free_memory, return_large_blocks
 from .keypoints import DEFAULT_MAX_SIDE, Keypoints, extract_keypoints, keypoints_settings
 from .kinematics import forward_kinematics
+from .metrics.view import view_azimuth_deg, view_of_walk
 from .paths import DATA_DIR
 from .progress import Progress
 from .reconstruction import Reconstruction, save_reconstruction
@@ -284,6 +285,7 @@ def compute(video_path: str | os.PathLike, settings: RunSettings, progress: Prog
         timing_s={name: round(seconds, 3) for name, seconds in timer.seconds.items()},
     )
     report["camera"] = {"focal_px": float(camera_K[0, 0]), "focal_source": focal_source}
+    report["view"] = view_of_walk(view_azimuth_deg(lab, joints[:, 0]))
     report["settings"] = {
         "smoother": settings.smoother,
         "body": settings.body,
@@ -363,6 +365,13 @@ def _print_summary(result: RunResult) -> None:
         + ", ".join(f"{plane} {lumbar[plane]['mean']:.1f} +- {lumbar[plane]['sd']:.1f}" for plane in lumbar)
     )
     print(f"pelvic tilt range (deg): {metrics['pelvic_range_deg']['tilt']['mean']:.1f}")
+    view = result.report["view"]
+    unseen = [plane for plane in ("sagittal", "frontal", "transverse") if plane not in view["planes_shown"]]
+    print(
+        f"view: {view['kind']} (azimuth {view['azimuth_deg']:.0f} deg), showing the "
+        f"{' and '.join(view['planes_shown'])} plane(s)"
+        + (f"; the {' and '.join(unseen)} figures are not measured from it" if unseen else "")
+    )
     morphology = result.report["spine_morphology"]
     rejected = morphology["rejected_mask_reading"]
     print(

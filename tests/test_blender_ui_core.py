@@ -45,6 +45,24 @@ def test_rows_are_flagged_against_smiths_band_and_robinsons_cut_off():
     assert "metrics.lumbar_rom_deg.frontal" not in rows  # absent from the report: no row
 
 
+def test_rows_of_planes_the_view_does_not_show_say_so():
+    side = report(8.0, 1.0, cycles=2) | {
+        "view": {"azimuth_deg": 88.0, "kind": "side", "planes_shown": ["sagittal"]}
+    }
+    rows = {row.key: row for row in report_rows(side)}
+    assert rows["metrics.lumbar_rom_deg.sagittal"].text == "0.00 +- 0.00 deg"
+    assert rows["metrics.pelvic_range_deg.obliquity"].text == "8.00 +- 1.25 deg (not seen in a side view)"
+    assert rows["metrics.symmetry_index_pct.spinal"].text == "1.00 % (not seen in a side view)"
+    oblique = side | {
+        "view": {
+            "azimuth_deg": 45.0,
+            "kind": "oblique",
+            "planes_shown": ["sagittal", "frontal", "transverse"],
+        }
+    }
+    assert not any("not seen" in row.text for row in report_rows(oblique))
+
+
 def test_a_clip_without_a_complete_cycle_says_so():
     rows = {row.key: row for row in report_rows(report(8.0, 1.0, cycles=0, source="whole_clip"))}
     cycles = rows["metrics.cycles.count"]

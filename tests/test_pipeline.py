@@ -61,6 +61,8 @@ def test_report_follows_the_contract(result):
     for plane in ("transverse", "frontal"):
         assert 0 <= metrics["coordination_deg"][plane]["mean"] <= 180
     assert report["camera"]["focal_source"] == "default"
+    # the sample is rendered from the side (azimuth 90 deg)
+    assert report["view"]["kind"] == "side" and report["view"]["planes_shown"] == ["sagittal"]
     # the sample is a clean render: the fitted body reprojects within a few pixels
     assert report["quality"]["reprojection_px"] < 5 and report["quality"]["frames_with_person"] == 1.0
 
