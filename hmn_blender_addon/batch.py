@@ -345,8 +345,22 @@ def metric_columns(metrics: dict) -> list[tuple[str, object]]:
     return [(key, value) for key, value in flatten(metrics) if ".per_cycle." not in f".{key}."]
 
 
+def report_columns(report: dict) -> list[tuple[str, object]]:
+    """A report's cohort columns: its metrics (:func:`metric_columns`), the spine profile and its
+    source, and the view's kind (which tells the planes the clip shows; blank in reports written
+    before the view was reported)."""
+    morphology = report.get("spine_morphology", {})
+    profile_keys = ("lumbar_lordosis_deg", "thoracic_kyphosis_deg", "source")
+    return [
+        *metric_columns(report["metrics"]),
+        *((f"spine_morphology.{key}", morphology.get(key)) for key in profile_keys),
+        ("view.kind", report.get("view", {}).get("kind")),
+    ]
+
+
 def cohort_rows(jobs: Sequence[Job], outcomes: Sequence[Outcome]) -> list[dict[str, object]]:
-    """One row per video: name, video, status, error, then its metrics (empty when it failed)."""
+    """One row per video: name, video, status, error, then its report's columns (empty when it
+    failed)."""
     rows = []
     for job, outcome in zip(jobs, outcomes, strict=True):
         row: dict[str, object] = {
@@ -357,7 +371,7 @@ def cohort_rows(jobs: Sequence[Job], outcomes: Sequence[Outcome]) -> list[dict[s
         }
         if outcome.status != "failed":
             report = json.loads((job.out_dir / "report.json").read_text(encoding="utf-8"))
-            row |= dict(metric_columns(report["metrics"]))
+            row |= dict(report_columns(report))
         rows.append(row)
     return rows
 

@@ -79,6 +79,12 @@ def test_one_bad_video_does_not_stop_the_others(first_call, cohort):
     report = json.loads((out / rows[0]["name"] / "report.json").read_text())
     for key, value in metric_columns(report["metrics"]):
         assert rows[0][key] == ("" if value is None else str(value))  # no stride in 1.3 s: a blank cell
+    assert rows[0]["view.kind"] == report["view"]["kind"]
+    assert rows[0]["spine_morphology.source"] == report["spine_morphology"]["source"]
+    assert (
+        float(rows[0]["spine_morphology.lumbar_lordosis_deg"])
+        == report["spine_morphology"]["lumbar_lordosis_deg"]
+    )
     assert "lumbar_rom_deg.sagittal.mean" in rows[0] and not any("per_cycle" in key for key in rows[0])
 
 
