@@ -98,6 +98,8 @@ ROWS: tuple[tuple[str, str, str, bool], ...] = (
     ("metrics.coordination_deg.transverse", "Thorax-pelvis phase, transverse", "deg", True),
     ("metrics.coordination_deg.frontal", "Thorax-pelvis phase, frontal", "deg", True),
     ("metrics.cycles.count", "Gait cycles", "", False),
+    ("spine_morphology.lumbar_lordosis_deg", "Lumbar lordosis", "deg", False),
+    ("spine_morphology.thoracic_kyphosis_deg", "Thoracic kyphosis", "deg", False),
     ("quality.silhouette_iou", "Silhouette IoU", "", False),
     ("quality.mask_psnr_db", "Mask PSNR", "dB", False),
     ("quality.reprojection_px", "Reprojection error", "px", False),
@@ -152,6 +154,14 @@ def report_rows(report: dict) -> list[MetricRow]:
         if key == "metrics.gait.walking_speed_m_s":
             scale = _lookup(report, "metrics.gait.scale.source")
             text += f" ({SCALE_NOTES.get(scale, scale)})"
+        if (
+            key.startswith("spine_morphology.")
+            and _lookup(report, "spine_morphology.source") == "body_surface"
+        ):
+            rejected = _lookup(report, "spine_morphology.rejected_mask_reading") is not None
+            text += (
+                f" (the fitted body's back: {'the mask read no back' if rejected else 'not seen in profile'})"
+            )
         view = _lookup(report, "view")
         if view is not None and not set(ROW_PLANES.get(key, ())) <= set(view["planes_shown"]):
             text += f" (not seen in a {view['kind']} view)"

@@ -63,6 +63,26 @@ def test_rows_of_planes_the_view_does_not_show_say_so():
     assert not any("not seen" in row.text for row in report_rows(oblique))
 
 
+def test_the_spine_profile_rows_say_where_it_came_from():
+    profile = {"lumbar_lordosis_deg": 48.0, "thoracic_kyphosis_deg": 36.5, "source": "mask_contour"}
+    rows = {row.key: row for row in report_rows(report(8.0, 1.0, 2) | {"spine_morphology": profile})}
+    assert rows["spine_morphology.lumbar_lordosis_deg"].text == "48.00 deg"
+    assert rows["spine_morphology.thoracic_kyphosis_deg"].flag == "no band"
+    fallback = profile | {"source": "body_surface"}
+    rows = {row.key: row for row in report_rows(report(8.0, 1.0, 2) | {"spine_morphology": fallback})}
+    assert rows["spine_morphology.lumbar_lordosis_deg"].text.endswith(
+        "(the fitted body's back: not seen in profile)"
+    )
+    rejected = fallback | {
+        "rejected_mask_reading": {"lumbar_lordosis_deg": -30.0, "thoracic_kyphosis_deg": 12.7}
+    }
+    rows = {row.key: row for row in report_rows(report(8.0, 1.0, 2) | {"spine_morphology": rejected})}
+    assert (
+        rows["spine_morphology.thoracic_kyphosis_deg"].text
+        == "36.50 deg (the fitted body's back: the mask read no back)"
+    )
+
+
 def test_a_clip_without_a_complete_cycle_says_so():
     rows = {row.key: row for row in report_rows(report(8.0, 1.0, cycles=0, source="whole_clip"))}
     cycles = rows["metrics.cycles.count"]
