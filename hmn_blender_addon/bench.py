@@ -67,6 +67,7 @@ from .errors import HMNError
 from .metrics.accuracy import accel_error_mm, hausdorff_mm, mpjpe_mm, pa_mpjpe_mm, psnr_db, silhouette_iou
 from .metrics.angles import anatomical_rotations
 from .metrics.cycles import walk_metrics
+from .metrics.view import PLANES_SHOWN
 from .progress import Progress
 from .skeleton import MEDIAPIPE_LANDMARK_NAMES, SMPL_JOINT_INDEX
 from .synth.camera import VIEWS
@@ -84,11 +85,6 @@ SCREENING_ASYMMETRY = 0.3
 LUMBAR_PLANES = ("sagittal", "frontal", "transverse")
 # the planes each view shows (issue 8: sagittal figures from the side, frontal and transverse ones
 # from the front or obliquely); the asymmetric twins are made in the oblique view
-PLANES_SHOWN = {
-    "side": ("sagittal",),
-    "oblique": ("frontal", "transverse"),
-    "front": ("frontal", "transverse"),
-}
 SCREENING_VIEWS = ("side", "oblique")
 SURFACE_EVERY = 15  # frames between body-surface comparisons (each regenerates a true mesh)
 # Joints that MediaPipe and SMPL both name (REFERENCES.md section 6), compared in pixels

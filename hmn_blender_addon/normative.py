@@ -164,6 +164,6 @@ def report_rows(report: dict) -> list[MetricRow]:
             )
         view = _lookup(report, "view")
         if view is not None and not set(ROW_PLANES.get(key, ())) <= set(view["planes_shown"]):
-            text += f" (not seen in a {view['kind']} view)"
+            text += f" (not seen in this {view['kind']} view)"
         rows.append(MetricRow(key, label, value, sd, unit, flag, text))
     return rows

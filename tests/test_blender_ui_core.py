@@ -51,16 +51,14 @@ def test_rows_of_planes_the_view_does_not_show_say_so():
     }
     rows = {row.key: row for row in report_rows(side)}
     assert rows["metrics.lumbar_rom_deg.sagittal"].text == "0.00 +- 0.00 deg"
-    assert rows["metrics.pelvic_range_deg.obliquity"].text == "8.00 +- 1.25 deg (not seen in a side view)"
-    assert rows["metrics.symmetry_index_pct.spinal"].text == "1.00 % (not seen in a side view)"
+    assert rows["metrics.pelvic_range_deg.obliquity"].text == "8.00 +- 1.25 deg (not seen in this side view)"
+    assert rows["metrics.symmetry_index_pct.spinal"].text == "1.00 % (not seen in this side view)"
     oblique = side | {
-        "view": {
-            "azimuth_deg": 45.0,
-            "kind": "oblique",
-            "planes_shown": ["sagittal", "frontal", "transverse"],
-        }
+        "view": {"azimuth_deg": 45.0, "kind": "oblique", "planes_shown": ["frontal", "transverse"]}
     }
-    assert not any("not seen" in row.text for row in report_rows(oblique))
+    rows = {row.key: row for row in report_rows(oblique)}
+    assert rows["metrics.lumbar_rom_deg.sagittal"].text == "0.00 +- 0.00 deg (not seen in this oblique view)"
+    assert [key for key, row in rows.items() if "not seen" in row.text] == ["metrics.lumbar_rom_deg.sagittal"]
 
 
 def test_the_spine_profile_rows_say_where_it_came_from():

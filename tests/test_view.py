@@ -24,11 +24,11 @@ def _lab(walking_azimuth_deg: float) -> np.ndarray:
     [
         (0.0, "front", ["frontal", "transverse"]),
         (24.0, "front", ["frontal", "transverse"]),
-        (26.0, "oblique", ["sagittal", "frontal", "transverse"]),
-        (64.0, "oblique", ["sagittal", "frontal", "transverse"]),
+        (26.0, "oblique", ["frontal", "transverse"]),
+        (64.0, "oblique", ["frontal", "transverse"]),
         (66.0, "side", ["sagittal"]),
         (90.0, "side", ["sagittal"]),
-        (120.0, "oblique", ["sagittal", "frontal", "transverse"]),
+        (120.0, "oblique", ["frontal", "transverse"]),
         (160.0, "back", ["frontal", "transverse"]),
     ],
 )
