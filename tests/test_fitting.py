@@ -33,6 +33,7 @@ from hmn_blender_addon.fitting import (
 )
 from hmn_blender_addon.metrics.accuracy import mpjpe_mm, pa_mpjpe_mm
 from hmn_blender_addon.mocap import load_bvh_as_smpl
+from hmn_blender_addon.skeleton import SMPL_PARENTS
 from hmn_blender_addon.spine.dynamic import shaped_rest
 
 FOCAL_PX = 600.0
@@ -174,8 +175,19 @@ def test_fit_recovers_the_true_joints(scenario, fitted):
     assert pa_mpjpe_mm(fitted.joints_m[seen], truth["joints_m"][seen]) < 25
     # 2 px of keypoint noise: the fit's reprojection error stays close to it
     assert np.nanmean(fitted.reprojection_px) < 4.5
-    pelvis_error_m = np.linalg.norm(fitted.joints_m[:, 0] - truth["joints_m"][:, 0], axis=1)
-    assert np.median(pelvis_error_m) < 0.1  # 2% of the 5 m depth
+    # One camera sees the body's size and distance only together: the fitted body, held near the
+    # mean shape by its prior, is 1.9% smaller than the truth's and stands as much nearer (9 cm of
+    # the 5 m depth). Its size is within 3% of the truth's and its depth follows its size.
+    size_ratio = skeleton_length_m(fitted.joints_m) / skeleton_length_m(truth["joints_m"])
+    depth_ratio = np.median(fitted.joints_m[:, 0, 2] / truth["joints_m"][:, 0, 2])
+    assert abs(size_ratio - 1) < 0.03
+    assert abs(depth_ratio - size_ratio) < 0.005
+
+
+def skeleton_length_m(joints_m: np.ndarray) -> float:
+    """The mean over frames of the summed lengths of the 23 bones of (T, 24, 3) joints."""
+    bones = joints_m[:, 1:] - joints_m[:, SMPL_PARENTS[1:]]
+    return float(np.linalg.norm(bones, axis=-1).sum(axis=1).mean())
 
 
 def test_fit_finds_the_ground_under_the_feet(fitted):
