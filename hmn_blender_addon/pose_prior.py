@@ -5,7 +5,7 @@ values) from the CMU walks' mean; its joint-limit term keeps each rotation compo
 range those walks visit, widened by ``LIMIT_MARGIN_RAD`` (data-driven limits need no sign
 conventions per joint, and walking is all the tool measures). Each walk's pelvis is levelled first
 (:func:`levelled_pelvis`): the hips' and spine1's rotations are relative to the pelvis, and a
-mocap root's mean pitch is its skeleton's calibration, not the walker's posture. Shipped as
+mocap root's mean tilt and heading are its skeleton's calibration, not the walker's posture. Shipped as
 ``data/pose_prior.npz``; rebuilt deterministically with
 
     python -m hmn_blender_addon.pose_prior --mocap-dir ../shared/data/mocap/cmu_walk
@@ -23,6 +23,7 @@ from scipy.spatial.transform import Rotation
 
 from .atomic import atomic_path
 from .errors import HMNError
+from .metrics.angles import lab_rotation, pelvic_angles, rotation_from_cardan
 from .paths import DATA_DIR
 
 PRIOR_PATH = DATA_DIR / "pose_prior.npz"
@@ -44,43 +45,42 @@ class PosePrior:
     upper: np.ndarray
 
 
-def pelvic_pitch_rad(root_rotmats: np.ndarray) -> np.ndarray:
-    """(T,) how far the root's up axis leans toward the clip's mean heading (radians, positive
-    forward). root_rotmats: (T, 3, 3) global orientations, columns the body's axes (x left, y up,
-    z anterior) in a y-up world."""
-    heading = root_rotmats[:, :, 2].mean(axis=0) * np.array([1.0, 0.0, 1.0])
-    heading /= np.linalg.norm(heading)
-    return np.arcsin(np.clip(root_rotmats[:, :, 1] @ heading, -1.0, 1.0))
+def levelled_pelvis(local_rotvec_rad: np.ndarray, root_transl_m: np.ndarray) -> np.ndarray:
+    """(T, 24, 3) a straight walk with its pelvis's mean orientation relative to the direction of
+    progression (tilt, obliquity, rotation) moved into the pelvis's children.
 
-
-def levelled_pelvis(local_rotvec_rad: np.ndarray) -> np.ndarray:
-    """(T, 24, 3) a walk with its pelvis's mean pitch moved into the pelvis's children.
-
-    The root turns back by the clip's mean pitch about its own left axis and each child of the
-    pelvis (:data:`PELVIS_CHILDREN`) forward by the same, so every segment keeps its orientation
-    in the world; only the pelvis's own pitch and its children's rotations relative to it change.
-    Why: the CMU walks' roots pitch forward by 5.3 deg on average (SD 3.9 over 32 walks), the
+    The root turns back by the clip's mean angles (:func:`.metrics.angles.pelvic_angles` in the
+    walk's lab frame) about its own axes and each child of the pelvis
+    (:data:`PELVIS_CHILDREN`) forward by the same, so every segment keeps its orientation in the
+    world; only the pelvis's own orientation and its children's rotations relative to it change.
+    Why: the CMU walks' roots tilt forward by 5.3 deg on average (SD 3.9 over 32 walks), face 2.7
+    deg to the right of their travel (SD 2.7) and lean -0.3 deg (SD 1.1, up to 3.5 in a walk): the
     mocap skeleton's root frame as each subject's calibration set it. The tool's pelvis frame is
-    the static posture's (DESIGN.md section 6), about which walking tilts the pelvis a few degrees
-    either way; a prior taking the hips' mean flexion relative to the mocap's root put that
-    forward pitch into every fitted pelvis (+3.2 deg on the 26 rendered side clips, which
-    levelling takes to -0.1). local_rotvec_rad: (T, 24, 3) axis-angle, index 0 the global
-    orientation in a y-up world.
+    the static posture's (DESIGN.md section 6), about which a straight, symmetric walk tilts,
+    drops and turns the pelvis a few degrees either way; a prior taking the hips' rotations
+    relative to the mocap's root put that offset into every fitted pelvis (on the 26 rendered
+    side clips +3.2 deg of tilt and -1.7 of rotation, which levelling takes to -0.1 and -0.4).
+
+    Args:
+        local_rotvec_rad: (T, 24, 3) axis-angle, index 0 the global orientation in a y-up world.
+        root_transl_m: (T, 3) the root's path, whose net horizontal displacement is the direction
+            of progression.
     """
     rotations = np.array(local_rotvec_rad, dtype=np.float64)
     root = Rotation.from_rotvec(rotations[:, 0])
-    pitch_rad = float(pelvic_pitch_rad(root.as_matrix()).mean())
-    lean = Rotation.from_rotvec([pitch_rad, 0.0, 0.0])  # about the body's left axis
-    rotations[:, 0] = (root * lean.inv()).as_rotvec()
+    mean_angles = pelvic_angles(root.as_matrix(), lab_rotation(np.asarray(root_transl_m))).mean(axis=0)
+    offset = Rotation.from_matrix(rotation_from_cardan(mean_angles))
+    rotations[:, 0] = (root * offset.inv()).as_rotvec()
     for joint in PELVIS_CHILDREN:
-        rotations[:, joint] = (lean * Rotation.from_rotvec(rotations[:, joint])).as_rotvec()
+        rotations[:, joint] = (offset * Rotation.from_rotvec(rotations[:, joint])).as_rotvec()
     return rotations
 
 
-def clip_body_poses(local_rotvec_rad: np.ndarray) -> np.ndarray:
+def clip_body_poses(local_rotvec_rad: np.ndarray, root_transl_m: np.ndarray) -> np.ndarray:
     """(T, 69) the body poses the prior is fitted to: a walk's (T, 24, 3) rotations, its pelvis
-    levelled."""
-    return levelled_pelvis(local_rotvec_rad)[:, 1:].reshape(len(local_rotvec_rad), NUM_BODY_POSE)
+    levelled along its (T, 3) path."""
+    levelled = levelled_pelvis(local_rotvec_rad, root_transl_m)
+    return levelled[:, 1:].reshape(len(levelled), NUM_BODY_POSE)
 
 
 def fit_pose_prior(body_poses: np.ndarray) -> PosePrior:
@@ -128,7 +128,7 @@ def walking_body_poses(mocap_dir: Path, exclude_subjects: frozenset[str] = froze
     clips = [c for c in walking_clips(mocap_dir) if c.subject not in exclude_subjects]
     if not clips:
         raise HMNError(mocap_dir, "no walking clips to fit the pose prior to")
-    return np.concatenate([clip_body_poses(c.local_rotvec_rad) for c in clips])
+    return np.concatenate([clip_body_poses(c.local_rotvec_rad, c.root_transl_m) for c in clips])
 
 
 def main(argv: list[str] | None = None) -> int:
