@@ -7,7 +7,7 @@ from the front or back; the transverse rotation shows as the changing widths of 
 hips, which a side view does not see. As the issues measure them (and the bench ranks them), the
 sagittal figures come from side views and the frontal and transverse ones (the symmetry index
 among them) from front, back or oblique views; on the bench's side clips the lumbar transverse ROM
-is off by about 9 deg, on its oblique ones the sagittal by 2.8 against 1.6 from the side (README).
+is off by about 8 deg, on its oblique ones the sagittal by 3.1 against 1.4 from the side (README).
 """
 
 from __future__ import annotations

@@ -308,9 +308,9 @@ def register_levels(observed: np.ndarray, template: np.ndarray, reach: int) -> l
     Only the margins below S1 (the buttocks) and above C7 (the nape) are compared, each without
     its mean offset, so the curvature inside the window, the measurement, does not steer the levels.
     Where a body's buttocks or nape are shaped unlike the fitted body's, the two margins ask for
-    shifts centimetres apart and the summed cost can have its minimum near either (the sample clip:
-    +2 and -13 levels, the sum's minimum at +12, a lordosis of -30 deg; midway, 46 deg against a
-    true 43.5).
+    shifts centimetres apart and the summed cost can have its minimum near either (the sample clip
+    fitted with the pose prior levelled in tilt only: +2 and -13 levels, the sum's minimum at +12,
+    a lordosis of -30 deg; midway, 46 deg against a true 43.5).
     """
     window = len(template) - 2 * reach
     shifts = np.arange(-reach, reach + 1)
