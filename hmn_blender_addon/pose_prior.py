@@ -5,7 +5,8 @@ values) from the CMU walks' mean; its joint-limit term keeps each rotation compo
 range those walks visit, widened by ``LIMIT_MARGIN_RAD`` (data-driven limits need no sign
 conventions per joint, and walking is all the tool measures). Each walk's pelvis is levelled first
 (:func:`levelled_pelvis`): the hips' and spine1's rotations are relative to the pelvis, and a
-mocap root's mean tilt and heading are its skeleton's calibration, not the walker's posture. Shipped as
+mocap root's mean orientation relative to the walk is its skeleton's calibration, not the
+walker's posture. Shipped as
 ``data/pose_prior.npz``; rebuilt deterministically with
 
     python -m hmn_blender_addon.pose_prior --mocap-dir ../shared/data/mocap/cmu_walk
