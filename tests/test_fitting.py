@@ -22,12 +22,14 @@ from hmn_blender_addon.fitting import (
     default_focal_px,
     fit_bodies,
     hidden_hip_factors,
-    pelvic_tilt_deviation,
+    pelvis_deviations,
+    pelvis_reference,
     point_matrix,
     pose_rows,
     rodrigues_factors,
     rotation_6d_to_matrix,
     rotation_columns,
+    seen_from_the_side,
     transposed_rotation_rows,
     window_starts,
 )
@@ -271,6 +273,9 @@ def test_the_far_hip_of_a_side_view_is_left_out_and_no_hip_of_other_views():
     world[1] = np.nan
     assert hidden_hip_factors(world).tolist() == [[1, 0], [1, 1], [1, 0]]
     assert (hidden_hip_factors(np.full((4, 33, 3), np.nan)) == 1).all()
+    assert seen_from_the_side(_hip_lines([0, 10, -20, 95])) and seen_from_the_side(world)
+    assert not seen_from_the_side(_hip_lines([30, 30, 0]))
+    assert not seen_from_the_side(np.full((4, 33, 3), np.nan))
 
 
 def _root_change_deg(a, b) -> float:
@@ -298,18 +303,65 @@ def test_a_straying_far_hip_turns_the_fitted_pelvis_less(scenario, fitted, monke
     assert with_rule < 0.75 * without_rule
 
 
+def _pelvis_deviations(pelvis: Rotation, transl_m: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """The fit's tilt, turn and heading deviations (sines) of rotations, with a 31-frame turn window."""
+    root = torch.as_tensor(pelvis.as_matrix())
+    transl = torch.zeros(len(root), 3, dtype=root.dtype) if transl_m is None else torch.as_tensor(transl_m)
+    return tuple(d.numpy() for d in pelvis_deviations(root, pelvis_reference(root, transl, 31, 0.5)))
+
+
 def test_the_pelvic_tilt_term_sees_the_tilt_about_its_mean_and_not_turns_or_obliquity():
     frames = np.arange(36)
     tilt = np.radians(10 + 3 * np.sin(2 * np.pi * frames / 18))  # forward 10 deg, +-3 twice a stride
     heading = Rotation.from_euler("y", 40, degrees=True)  # any heading in the camera frame
     tilted = heading * Rotation.from_euler("x", tilt[:, None])
-    deviation = pelvic_tilt_deviation(torch.as_tensor(tilted.as_matrix()))
+    deviation = _pelvis_deviations(tilted)[0]
     mean_anterior_angle = np.arctan2(np.mean(np.sin(tilt)), np.mean(np.cos(tilt)))
     expected = np.sin(tilt - mean_anterior_angle)
-    assert np.allclose(deviation.numpy(), expected - expected.mean(), atol=1e-9)
-    assert np.ptp(np.degrees(deviation.numpy())) == pytest.approx(np.ptp(np.degrees(tilt)), abs=0.02)
+    assert np.allclose(deviation, expected - expected.mean(), atol=1e-9)
+    assert np.ptp(np.degrees(deviation)) == pytest.approx(np.ptp(np.degrees(tilt)), abs=0.02)
     # turning about the up axis and rocking about the anterior axis leave it at zero
     turn_and_roll = heading * Rotation.from_euler(
         "yz", np.radians(np.stack([5 * np.sin(frames), 4 * np.cos(frames)], 1))
     )
-    assert np.abs(pelvic_tilt_deviation(torch.as_tensor(turn_and_roll.as_matrix())).numpy()).max() < 0.01
+    assert np.abs(_pelvis_deviations(turn_and_roll)[0]).max() < 0.01
+
+
+def test_the_pelvic_turn_term_sees_the_turn_about_the_heading_and_not_a_curving_walk():
+    frames = np.arange(120)
+    stride_turn = 5 * np.sin(2 * np.pi * frames / 31)  # +-5 deg over a 31-frame stride
+    heading = 40 + 0.3 * frames  # a walk curving by 36 deg over the clip
+    # tilted 10 deg forward and rocking +-4 deg about the anterior axis: neither is a turn
+    pelvis = Rotation.from_euler("y", (heading + stride_turn)[:, None], degrees=True) * Rotation.from_euler(
+        "XZ", np.stack([np.full(120, 10.0), 4 * np.cos(2 * np.pi * frames / 31)], 1), degrees=True
+    )
+    deviation = np.degrees(_pelvis_deviations(pelvis)[1])
+    inner = slice(15, -15)  # the frames whose window lies inside the clip
+    # scaled by the cosine of the pitch (10 deg)
+    assert np.abs(deviation[inner] - np.cos(np.radians(10)) * stride_turn[inner]).max() < 0.3
+    steady = Rotation.from_euler("y", heading[:, None], degrees=True) * Rotation.from_euler(
+        "XZ", np.stack([10 + 3 * np.sin(frames), 4 * np.cos(frames)], 1), degrees=True
+    )
+    steady_deviation = np.degrees(_pelvis_deviations(steady)[1])
+    assert np.abs(steady_deviation[inner]).max() < 0.2
+
+
+def test_the_heading_term_sees_the_mean_facing_off_the_travel_and_not_the_strides_turns():
+    frames = np.arange(90)
+    travel_deg = 40.0  # the walk's direction about the up axis (y), 1.2 m/s at 30 fps
+    direction = np.array([np.sin(np.radians(travel_deg)), 0.0, np.cos(np.radians(travel_deg))])
+    sway = 0.03 * np.sin(2 * np.pi * frames / 30)[:, None] * np.cross([0.0, 1.0, 0.0], direction)
+    transl = 1.2 / 30 * frames[:, None] * direction + sway + [0.0, 0.02, 0.0] * np.cos(frames)[:, None]
+    stride_turn = 5 * np.sin(2 * np.pi * frames / 30)  # three whole strides
+    facing_off_deg = 3.0
+    pelvis = Rotation.from_euler("y", (travel_deg + facing_off_deg + stride_turn)[:, None], degrees=True)
+    pelvis = pelvis * Rotation.from_euler(
+        "XZ", np.stack([10 + 3 * np.sin(frames), 4 * np.cos(frames)], 1), degrees=True
+    )
+    straight = _pelvis_deviations(pelvis, transl - sway)[2]
+    assert float(straight) == pytest.approx(np.sin(np.radians(facing_off_deg)), abs=1e-3)
+    # the sway shifts the quarters' mean positions by a centimetre or so over a travel of 2.6 m
+    swaying = np.degrees(np.arcsin(float(_pelvis_deviations(pelvis, transl)[2])))
+    assert swaying == pytest.approx(facing_off_deg, abs=0.5)
+    # a walker who barely moves (0.3 m from the first quarter to the last) gets no heading
+    assert float(_pelvis_deviations(pelvis, transl / 7)[2]) == 0
