@@ -10,22 +10,24 @@ noisy end tangents.
 
 Where the back comes from, in order:
 - ``"mask_contour"``: frames that show the back in profile (the subject's mediolateral axis within
-  :data:`PROFILE_MAX_ANGLE_DEG` of the viewing ray) at least :data:`MIN_PROFILE_FRAMES` times: in
+  :data:`PROFILE_MAX_ANGLE_DEG` of the viewing ray) at least :data:`MIN_PROFILE_FRAMES` times and
+  in at least :data:`MIN_PROFILE_SHARE` of the frames with the subject: in
   each, the person mask is sampled along horizontal lines behind the fitted pelvis, in the
   sagittal plane through it (lab up, walking direction); the back is where the mask ends. Over the
   frames a low percentile per height keeps the back and drops an arm swinging behind it. The
-  fitted pelvis is off by centimetres in the image (depth and body proportions), which moves the
-  S1..C7 window along the back and changes the angles a lot; so the observed levels are slid onto
-  the fitted body's own back (:func:`register_levels`: the buttocks below S1 and the nape above
-  C7 matched within +-:data:`REGISTER_REACH_M`), and the curvature between is read from the mask.
+  window's lower end, S1, is the fitted body's own S1 level above its fitted pelvis; its upper
+  end, C7, is slid onto the fitted body's own back by the nape above it (:func:`register_nape`:
+  matched within +-:data:`REGISTER_REACH_M` against the body's trunk outline, which the mask
+  shows), since the fitted body's proportions place C7 off by centimetres; the observed levels
+  between are stretched onto the body's S1..C7 levels, and the curvature between is read from
+  the mask. (Sliding the whole window by the buttocks below S1
+  and the nape above C7 together read the lordosis 12.9 deg high on average over the bench's 26
+  side clips, and the sacral slope 12.8 deg high: the rendered walkers' buttocks are shaped
+  unlike the fitted body's.)
   The mask shows the trunk's outline, not its midline: the buttocks and the shoulder blades stand
   out behind the spine, which deepens the outline's lordosis and kyphosis (by about 5 deg each on
   the fitted bodies and on the rendered walkers). So, once the levels are placed, the body's own
   midline-minus-outline difference at each level turns the observed outline into a midline.
-  Where the two margins ask for shifts far apart, the summed cost's minimum can land near either
-  and read no back's curvature; the window is then placed midway between them instead.
-  (Registering outline to outline instead was better on average over the bench's side clips but
-  moved the window by 11 cm on the sample clip.)
 - ``"body_surface"``: otherwise (front or oblique views), the fitted body's own rest back surface;
   also where the mask's reading is no back's (lordosis or kyphosis outside
   :data:`PLAUSIBLE_PROFILE_DEG`: long hair over the upper back, a bag, a coat), the rejected
@@ -60,8 +62,12 @@ from .profile import (
 
 PROFILE_MAX_ANGLE_DEG = 25.0  # side views reach about 30 deg at the frame edges, oblique ones 26 to 56
 MIN_PROFILE_FRAMES = 10
+# An oblique view shows the back in profile only near the frame's edge, where the outline is not
+# the midsagittal back: the bench's side clips 78 to 90 of their 90 frames, the oblique ones 0 to
+# 12 (31 for a tall walker fitted at his true height, which read a kyphosis of 54 deg for a true 31)
+MIN_PROFILE_SHARE = 0.5
 LEVEL_STEP_M = 0.005  # between sampled levels
-REGISTER_REACH_M = 0.08  # how far the observed levels may slide onto the body's (see register_levels)
+REGISTER_REACH_M = 0.08  # how far the observed C7 level may slide onto the body's (see register_nape)
 CONTOUR_STEP_M = 0.002
 CONTOUR_REACH_M = 0.40  # how far behind the pelvis the mask is sampled
 PROFILE_FRAME_CHUNK = 8  # frames whose back contour is sampled at a time (see mask_back_depths)
@@ -264,6 +270,8 @@ def spine_morphology(
     if keypoints is not None:
         present = keypoints.present & np.isfinite(keypoints.mask_boxes_px).all(axis=1)
         frames = np.nonzero(profile_frame_mask(pelvis_camera_m, lateral, present))[0]
+        if len(frames) < MIN_PROFILE_SHARE * np.sum(present):
+            frames = frames[:0]
     heights = wide[2 * reach : 2 * reach + levels]
     rejected = found = None
     if len(frames) >= MIN_PROFILE_FRAMES:
@@ -273,14 +281,15 @@ def spine_morphology(
         if np.isfinite(depths).any(axis=0).all():  # the mask shows the back at every level
             observed = rest_joints_m[0, 2] - np.nanpercentile(depths, BACK_PERCENTILE, axis=0)
             midline_correction = (body_midline - body_outline)[reach : reach + levels]
-            for shift in register_levels(observed, body_midline, reach):
-                back = observed[2 * reach + shift : 2 * reach + shift + levels] + midline_correction
-                reading = profile_of_back(heights, back, s1, c7, stature)
-                if profile_is_plausible(reading[0]):
-                    found = reading
-                    break
-                if rejected is None:  # the best registration's reading is the one reported
-                    rejected = reading[0]
+            nape_shift = register_nape(observed, body_outline, reach)
+            # the observed levels from the body's S1 to the registered C7, onto the body's S1..C7
+            observed_levels = np.linspace(2 * reach, 2 * reach + levels - 1 + nape_shift, levels)
+            back = np.interp(observed_levels, np.arange(len(observed)), observed) + midline_correction
+            reading = profile_of_back(heights, back, s1, c7, stature)
+            if profile_is_plausible(reading[0]):
+                found = reading
+            else:
+                rejected = reading[0]
     if found is not None:
         (measured, curve), source, rejected = found, "mask_contour", None
     else:
@@ -296,29 +305,21 @@ def profile_is_plausible(profile: SpineProfile) -> bool:
     return low <= profile.lordosis_deg <= high and low <= profile.kyphosis_deg <= high
 
 
-def register_levels(observed: np.ndarray, template: np.ndarray, reach: int) -> list[int]:
-    """Shifts (in levels, within +-``reach``) that lay the body's back beyond the window's ends onto
-    the observed one, best first: where both margins together fit best, then, where that reading
-    is no back's, midway between the shifts each margin alone prefers.
+def register_nape(observed: np.ndarray, template: np.ndarray, reach: int) -> int:
+    """The shift (in levels, within +-``reach``) that lays the body's back above C7 (the nape) onto
+    the observed one, compared without its mean offset, so that neither the back's distance nor the
+    curvature below it, the measurement, steers it.
 
     Args:
-        observed: (N + 4 reach,) observed back over the window of N levels with 2 ``reach`` levels
-            on each side; template: (N + 2 reach,) the body's own back over the window with
+        observed: (N + 4 reach,) observed back over the window of N levels (S1..C7) with 2 ``reach``
+            levels on each side; template: (N + 2 reach,) the body's own back over the window with
             ``reach`` levels on each side.
-    Only the margins below S1 (the buttocks) and above C7 (the nape) are compared, each without
-    its mean offset, so the curvature inside the window, the measurement, does not steer the levels.
-    Where a body's buttocks or nape are shaped unlike the fitted body's, the two margins ask for
-    shifts centimetres apart and the summed cost can have its minimum near either (the sample clip
-    fitted with the pose prior levelled in tilt only: +2 and -13 levels, the sum's minimum at +12,
-    a lordosis of -30 deg; midway, 46 deg against a true 43.5).
     """
     window = len(template) - 2 * reach
-    shifts = np.arange(-reach, reach + 1)
-    costs = np.empty((len(shifts), 2))
-    for row, shift in enumerate(shifts):
-        difference = observed[reach + shift : reach + shift + len(template)] - template
-        for column, margin in enumerate((difference[:reach], difference[reach + window :])):
-            costs[row, column] = np.sum((margin - margin.mean()) ** 2)
-    both = int(shifts[np.argmin(costs.sum(axis=1))])
-    midway = round(shifts[np.argmin(costs, axis=0)].mean())
-    return [both] if midway == both else [both, midway]
+    nape = template[reach + window :]
+    costs = []
+    for shift in range(-reach, reach + 1):
+        start = 2 * reach + window + shift
+        difference = observed[start : start + reach] - nape
+        costs.append(np.sum((difference - difference.mean()) ** 2))
+    return int(np.argmin(costs)) - reach
