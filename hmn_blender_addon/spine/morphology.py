@@ -78,8 +78,8 @@ INITIAL_PROFILE_DEG = (45.0, 40.0)
 TRUNK_HALF_WIDTH_SHARE = 0.9
 # Lordosis and kyphosis a back can show. Standing lordosis 49.8 +- 11.2 deg (radiographs, n = 627),
 # kyphosis 42.8 +- 8.8 (skin surface, men; REFERENCES.md section 2): 0 and 90 deg lie 3.6 SD or
-# more from either mean. The real footage in ../shared (long hair down the back) read a lordosis
-# of -30 deg, the profile fit's bound.
+# more from either mean. The real footage in ../shared (long hair down the back) reads a lordosis
+# of -7 deg (-30, the profile fit's bound, with the window slid by both its margins).
 PLAUSIBLE_PROFILE_DEG = (0.0, 90.0)
 
 
