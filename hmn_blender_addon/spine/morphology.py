@@ -11,19 +11,18 @@ noisy end tangents.
 Where the back comes from, in order:
 - ``"mask_contour"``: frames that show the back in profile (the subject's mediolateral axis within
   :data:`PROFILE_MAX_ANGLE_DEG` of the viewing ray) at least :data:`MIN_PROFILE_FRAMES` times and
-  in at least :data:`MIN_PROFILE_SHARE` of the frames with the subject: in
-  each, the person mask is sampled along horizontal lines behind the fitted pelvis, in the
-  sagittal plane through it (lab up, walking direction); the back is where the mask ends. Over the
-  frames a low percentile per height keeps the back and drops an arm swinging behind it. The
-  window's lower end, S1, is the fitted body's own S1 level above its fitted pelvis; its upper
-  end, C7, is slid onto the fitted body's own back by the nape above it (:func:`register_nape`:
-  matched within +-:data:`REGISTER_REACH_M` against the body's trunk outline, which the mask
-  shows), since the fitted body's proportions place C7 off by centimetres; the observed levels
-  between are stretched onto the body's S1..C7 levels, and the curvature between is read from
-  the mask. (Sliding the whole window by the buttocks below S1
-  and the nape above C7 together read the lordosis 12.9 deg high on average over the bench's 26
-  side clips, and the sacral slope 12.8 deg high: the rendered walkers' buttocks are shaped
-  unlike the fitted body's.)
+  in at least :data:`MIN_PROFILE_SHARE` of the frames with the subject: in each, the person mask
+  is sampled along horizontal lines behind the fitted pelvis, in the sagittal plane through it
+  (lab up, walking direction); the back is where the mask ends. Over the frames a low percentile
+  per height keeps the back and drops an arm swinging behind it. The window's lower end, S1, is
+  the fitted body's own S1 level above its fitted pelvis; its upper end, C7, is slid onto the
+  fitted body's own back by the nape above it (:func:`register_nape`: matched within
+  +-:data:`REGISTER_REACH_M` against the body's trunk outline, which the mask shows), since the
+  fitted body's proportions place C7 off by centimetres; the observed levels between are
+  stretched onto the body's S1..C7 levels, and the curvature between is read from the mask.
+  (Sliding the whole window by the buttocks below S1 and the nape above C7 together read the
+  lordosis 12.9 deg high on average over the bench's 26 side clips, and the sacral slope 12.8 deg
+  high: the rendered walkers' buttocks are shaped unlike the fitted body's.)
   The mask shows the trunk's outline, not its midline: the buttocks and the shoulder blades stand
   out behind the spine, which deepens the outline's lordosis and kyphosis (by about 5 deg each on
   the fitted bodies and on the rendered walkers). So, once the levels are placed, the body's own
@@ -312,8 +311,8 @@ def register_nape(observed: np.ndarray, template: np.ndarray, reach: int) -> int
 
     Args:
         observed: (N + 4 reach,) observed back over the window of N levels (S1..C7) with 2 ``reach``
-            levels on each side; template: (N + 2 reach,) the body's own back over the window with
-            ``reach`` levels on each side.
+            levels on each side; template: (N + 2 reach,) the body's own back (its trunk outline,
+            as the mask shows it) over the window with ``reach`` levels on each side.
     """
     window = len(template) - 2 * reach
     nape = template[reach + window :]
