@@ -304,7 +304,8 @@ def test_a_straying_far_hip_turns_the_fitted_pelvis_less(scenario, fitted, monke
 
 
 def _pelvis_deviations(pelvis: Rotation, transl_m: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
-    """The fit's tilt, turn and heading deviations (sines) of rotations, with a 31-frame turn window."""
+    """The fit's tilt, turn, heading and obliquity deviations (sines) of rotations, with a 31-frame
+    turn window."""
     root = torch.as_tensor(pelvis.as_matrix())
     transl = torch.zeros(len(root), 3, dtype=root.dtype) if transl_m is None else torch.as_tensor(transl_m)
     return tuple(d.numpy() for d in pelvis_deviations(root, pelvis_reference(root, transl, 31, 0.5)))
@@ -344,6 +345,23 @@ def test_the_pelvic_turn_term_sees_the_turn_about_the_heading_and_not_a_curving_
     )
     steady_deviation = np.degrees(_pelvis_deviations(steady)[1])
     assert np.abs(steady_deviation[inner]).max() < 0.2
+
+
+def test_the_obliquity_term_sees_the_obliquity_about_its_mean_and_not_tilts_or_turns():
+    frames = np.arange(60)
+    obliquity = np.radians(2 + 4 * np.sin(2 * np.pi * frames / 30))  # left side up 2 deg, +-4 a stride
+    heading = Rotation.from_euler("y", 40, degrees=True)
+    dropped = heading * Rotation.from_euler("z", obliquity[:, None])  # about the anterior axis
+    deviation = _pelvis_deviations(dropped)[3]
+    mean_angle = np.arctan2(np.mean(np.sin(obliquity)), np.mean(np.cos(obliquity)))
+    expected = np.sin(obliquity - mean_angle)
+    assert np.allclose(deviation, expected - expected.mean(), atol=1e-9)
+    # tilting about the left axis, and turning about the mean up axis, leave it at zero
+    tilting = heading * Rotation.from_euler("x", np.radians(10 + 3 * np.cos(frames))[:, None])
+    assert np.abs(_pelvis_deviations(tilting)[3]).max() < 1e-9
+    leaning = heading * Rotation.from_euler("x", 10, degrees=True)  # the turns' axis leans forward
+    turning = leaning * Rotation.from_euler("y", np.radians(5 * np.sin(frames))[:, None])
+    assert np.abs(_pelvis_deviations(turning)[3]).max() < 1e-9
 
 
 def test_the_heading_term_sees_the_mean_facing_off_the_travel_and_not_the_strides_turns():
