@@ -53,6 +53,16 @@ def test_default_length_has_two_cycles_and_physiological_ranges(walks):
         assert low - 0.3 <= metrics["pelvic_range_deg"][plane]["mean"] <= high + 0.3, plane
 
 
+def test_over_whole_strides_the_walker_travels_the_way_its_pelvis_faces(walks):
+    motion, _ = walks["normal"]
+    first, last = motion.heel_strikes["left"][0], motion.heel_strikes["left"][-1]
+    travel = motion.joints_m[last, 0] - motion.joints_m[first, 0]
+    facing = motion.anatomical_rotations[first:last, 0, :, 2].mean(axis=0)  # S1's mean anterior axis
+    off_deg = np.degrees(np.arctan2(travel[0], travel[2]) - np.arctan2(facing[0], facing[2]))
+    # the truth's heel strikes come from its feet, the straightening's from the captured phase
+    assert abs(off_deg) < 0.3
+
+
 def test_rom_scale_half_gives_half_the_lumbar_rom(walks):
     _, normal = walks["normal"]
     _, stiff = walks["stiff"]
@@ -118,7 +128,10 @@ def test_the_body_shows_the_drawn_curvature_on_its_back(walks):
         local = (motion.vertices_m[frame] - motion.joints_m[frame, 0]) @ pelvis + body.joints_m[0]
         lordosis.append(rest_back_profile(local, s1, c7, body.stature_m)[0].lordosis_deg)
     assert np.mean(lordosis) == pytest.approx(truth.lordosis_deg, abs=4.0)
-    assert np.ptp(lordosis) < 15.0
+    # the strip's lowest levels lie on the buttocks, which follow the thighs under the pelvis: 15.4
+    # deg here since the walks are straightened by whole strides (the thighs' yaw under the pelvis
+    # changed by 1.8 deg), 9.5 before
+    assert np.ptp(lordosis) < 16.0
 
 
 def test_same_settings_same_truth(walks, mocap_dir):
