@@ -140,9 +140,9 @@ class FitSettings:
     # enough to hold it level: there only the hips' heights show it and the far hip is hidden. The
     # fitted obliquity's correlation with the truth's over a clip was -0.08 on 6 rendered side
     # clips (0.28 given the true hips' pixels) at about the truth's range, so its swings were all
-    # error; a side view's report shows no frontal figures. On 10 side clips (pelvis orientation,
-    # pelvic tilt range, lumbar sagittal ROM errors): without it 5.36, 0.40, 1.30 deg; SD 1.0 5.19,
-    # 0.48, 1.25; 0.5 5.15, 0.50, 1.25.
+    # error; a side view's report does not measure frontal figures. On 10 side clips (pelvis
+    # orientation, pelvic tilt range, lumbar sagittal ROM errors): without it 5.36, 0.40, 1.30 deg;
+    # SD 1.0 5.19, 0.48, 1.25; 0.5 5.15, 0.50, 1.25.
     side_obliquity_sd_deg: float = 0.5
     w_limits: float = 1.0
     w_shape: float = 1e-4
