@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from hmn_blender_addon.errors import HMNError
+from hmn_blender_addon.metrics.angles import lumbar_angles
 from hmn_blender_addon.metrics.cycles import spine_metrics, walk_metrics
+from hmn_blender_addon.skeleton import VERTEBRA_NAMES
 from hmn_blender_addon.spine.morphology import rest_back_profile
 from hmn_blender_addon.spine.profile import back_surface_z
 from hmn_blender_addon.synth.command import SynthSettings, check_settings
@@ -72,6 +74,24 @@ def test_rom_scale_half_gives_half_the_lumbar_rom(walks):
     np.testing.assert_allclose(
         stiff["pelvic_range_deg"]["tilt"]["mean"], normal["pelvic_range_deg"]["tilt"]["mean"]
     )
+
+
+def test_lumbar_scale_and_asymmetry_keep_the_thoracic_motion(walks):
+    """The thoracic levels move alike whatever the lumbar scale and asymmetry, so that the thorax
+    turns and bends with the lumbar spine (the phenotype shows in the shoulders)."""
+    l1, t1 = VERTEBRA_NAMES.index("L1"), VERTEBRA_NAMES.index("T1")
+
+    def thoracic_deg(motion):
+        return np.degrees(lumbar_angles(motion.anatomical_rotations, l1, t1))
+
+    def trunk_transverse_range_deg(motion):
+        return np.ptp(np.degrees(lumbar_angles(motion.anatomical_rotations, 0, t1))[:, 2])
+
+    normal, stiff, antalgic = (walks[name][0] for name in ("normal", "stiff", "antalgic"))
+    np.testing.assert_allclose(thoracic_deg(stiff), thoracic_deg(normal), atol=0.01)
+    np.testing.assert_allclose(thoracic_deg(antalgic), thoracic_deg(normal), atol=0.01)
+    # half the lumbar rotation (6 to 10 deg at scale 1) takes at least 1.5 deg off the trunk's
+    assert trunk_transverse_range_deg(stiff) < trunk_transverse_range_deg(normal) - 1.5
 
 
 def test_asymmetry_raises_the_symmetry_index(walks):

@@ -8,10 +8,14 @@ the trunk stays upright over a dropping pelvis), transverse 6-10 (counter-rotati
 thoracic (T1 on L1) sagittal 2-3 and frontal 4-6; in the transverse plane the thorax's rotation in
 the lab takes a range of 6-10 and a phase relative to the pelvis's (``coordination_phase``: 0 =
 in phase, 180 deg = anti-phase), and the thoracic levels take what the pelvis and lumbar rotations
-leave of it (small-angle sum). ``rom_scale`` multiplies the lumbar ranges
-only (a stiff lumbar spine over a normal pelvis). ``asymmetry`` a stretches excursions toward the
-left by (1 + a) and shrinks those toward the right by (1 - a) in the lumbar frontal and transverse
-planes and the pelvic obliquity and rotation (an antalgic-like gait), keeping each range.
+of the walk at scale 1 without asymmetry leave of it (small-angle sum). ``rom_scale`` multiplies
+the lumbar ranges only (a stiff lumbar spine over a normal pelvis and a normal thoracic spine).
+``asymmetry`` a stretches excursions toward the left by (1 + a) and shrinks those toward the right
+by (1 - a) in the lumbar frontal and transverse planes and the pelvic obliquity and rotation (an
+antalgic-like gait), keeping each range. The thoracic motion stays that of the unscaled,
+symmetric walk, so that in every plane the thorax carries what the lumbar scale and the asymmetry
+change (at a scale other than 1 or with asymmetry the thorax-pelvis phase drifts from
+``coordination_phase``; the truth's metrics are measured on the motion made).
 
 Each region's angles are spread over its intervertebral joints with per-plane weights from
 White & Panjabi's segmental ranges (:mod:`hmn_blender_addon.spine.segments`, shared with the
@@ -41,18 +45,20 @@ HEALTHY_PHASE_POINTS = ((0.4, 20.0), (1.5, 100.0))
 
 @dataclass(frozen=True)
 class TrunkAmplitudes:
-    """Ranges (max - min, degrees) per region and plane (sagittal, frontal, transverse)."""
+    """Ranges (max - min, degrees) per region and plane (sagittal, frontal, transverse);
+    ``lumbar_unscaled``: the lumbar ranges drawn, before ``rom_scale``."""
 
     pelvis: tuple[float, float, float]
     lumbar: tuple[float, float, float]
     thoracic: tuple[float, float, float]
+    lumbar_unscaled: tuple[float, float, float]
 
 
 def sample_amplitudes(rng: np.random.Generator, rom_scale: float) -> TrunkAmplitudes:
     """Ranges drawn uniformly from :data:`RANGES_DEG`; lumbar ones multiplied by ``rom_scale``."""
     drawn = {region: tuple(float(rng.uniform(*r)) for r in ranges) for region, ranges in RANGES_DEG.items()}
     lumbar = tuple(rom_scale * v for v in drawn["lumbar"])
-    return TrunkAmplitudes(drawn["pelvis"], lumbar, drawn["thoracic"])
+    return TrunkAmplitudes(drawn["pelvis"], lumbar, drawn["thoracic"], drawn["lumbar"])
 
 
 def healthy_relative_phase_deg(speed_m_s: float) -> float:
@@ -75,7 +81,8 @@ def region_angles_rad(
     Phase 0 is the left heel strike: the pelvis is turned toward the right (left hip forward) and,
     loading the left leg, drops on the right in early stance; the lumbar spine bends and turns the
     other way, the thoracic spine continues the bending, and the thorax turns in the lab
-    ``coordination_phase_rad`` after the pelvis.
+    ``coordination_phase_rad`` after the pelvis (in the walk at ``lumbar_unscaled`` without
+    asymmetry).
     """
     phi = np.asarray(phase_rad, dtype=np.float64)
     half = {region: np.radians(np.asarray(ranges)) / 2 for region, ranges in vars(amplitudes).items()}
@@ -86,9 +93,11 @@ def region_angles_rad(
 
     pelvis = planes("pelvis", twice, _skew(-side, asymmetry), _skew(-turn, asymmetry))
     lumbar = planes("lumbar", np.cos(2 * phi + 0.5), _skew(side, asymmetry), _skew(turn, asymmetry))
+    # The thoracic levels' rotation is set once, against the unscaled symmetric walk: scaling or
+    # skewing the lumbar ranges then turns the thorax with them, as it bends it in the other planes.
     thorax_in_lab = -half["thoracic"][2] * np.cos(phi - coordination_phase_rad)
     thoracic = planes("thoracic", twice, side, np.zeros_like(phi))
-    thoracic[:, 2] = thorax_in_lab - pelvis[:, 2] - lumbar[:, 2]
+    thoracic[:, 2] = thorax_in_lab + (half["pelvis"][2] - half["lumbar_unscaled"][2]) * turn
     return {"pelvis": pelvis, "lumbar": lumbar, "thoracic": thoracic}
 
 
