@@ -12,9 +12,10 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from hmn_blender_addon.body.model import BodyModel, as_smplx
-from hmn_blender_addon.fitting import CORRESPONDENCES, camera_matrix
+from hmn_blender_addon.fitting import CORRESPONDENCES, camera_matrix, standing_shifts
 from hmn_blender_addon.keypoints import MASK_SHAPE, Keypoints
 from hmn_blender_addon.skeleton import SMPL_JOINT_INDEX
+from hmn_blender_addon.spine.dynamic import shaped_rest
 
 
 def truth_motion(body: BodyModel, clip, frames: int, seed: int, depth_m: float = 5.0) -> dict:
@@ -64,6 +65,11 @@ def observe(body: BodyModel, truth: dict, width: int, height: int, focal_px: flo
             )
             for name, coefficient in blend.items()
         )
+    # the landmarks that move as their blend but stand at their first joint (the fit's hips)
+    rest_shifts = standing_shifts() @ shaped_rest(body, truth["betas"])[1]  # (C, 3)
+    pelvis = Rotation.from_rotvec(truth["global_orient"])
+    for row, (mp_index, _, _) in enumerate(CORRESPONDENCES):
+        points[:, mp_index] += pelvis.apply(rest_shifts[row])
     projected = points[..., :2] / points[..., 2:] * focal_px + K[:2, 2]
     landmarks = np.concatenate([projected + rng.normal(0, 2.0, projected.shape), points[..., 2:]], -1)
     visibility = np.zeros((frames, 33), np.float32)
