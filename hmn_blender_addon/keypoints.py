@@ -9,7 +9,14 @@ people and picks the walker afterwards:
 - every ``PROBE_INTERVAL_S`` (every frame while nobody is tracked) a spare tracker looks at the
   frame with all tracked people blanked out; a person it finds starts a new track, which is then
   followed back through the last ``BACKFILL_S`` of frames (kept downscaled in a ring buffer), as
-  MediaPipe's tracker keeps people that its detector misses (partly hidden, backlit);
+  MediaPipe's tracker keeps people that its detector misses (partly hidden, small, backlit);
+- MediaPipe's person detector sees its whole input at 224 px and misses people far from the
+  camera (a walker 130 to 230 px tall in a 640 x 480 front view went unseen for 64 frames, the
+  backfill recovering 30 of them). So while nobody is tracked, a probe that finds nobody in the
+  frame looks in overlapping tiles of it, halves then two thirds (:func:`_tiles`); a person found
+  whole in one is tracked in a window 1.6 times their size around them, scaled to the frame's
+  size (:func:`_window`), which moves with them and keeps its size until they outgrow it (a
+  tracker's state is in its input's coordinates: :func:`_follow`), until it would be the frame;
 - a track ends when its person is lost, or splits when the hip centre jumps or the torso
   changes size more than a walking person can between frames (MediaPipe switched person);
 - afterwards, track fragments whose ends agree in time, position and size are chained, and the
@@ -32,6 +39,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -45,7 +53,7 @@ from .progress import Progress
 from .skeleton import MEDIAPIPE_LANDMARK_NAMES
 from .video import Frame, VideoInfo, iter_frames, probe_video
 
-KEYPOINTS_VERSION = 3  # bump when the output of this stage changes (invalidates cached entries)
+KEYPOINTS_VERSION = 4  # bump when the output of this stage changes (invalidates cached entries)
 NUM_LANDMARKS = len(MEDIAPIPE_LANDMARK_NAMES)
 MODEL_COMPLEXITY = 1
 DEFAULT_MAX_SIDE = 960
@@ -54,6 +62,16 @@ PROBE_INTERVAL_S = 0.5  # the backfill recovers the frames between probes
 BACKFILL_S = 1.0  # a newly found person is followed back this far through the buffered frames
 MAX_TRACKS = 3  # people followed at once: bounds the cost at MAX_TRACKS MediaPipe calls a frame
 BOX_MARGIN = 0.15  # person box = landmarks' extent enlarged by this fraction on each side
+# A tracker's window has the frame's aspect and this many times its person's box's size (the
+# detector, which sees a face, finds a person from about 70 px of its 224 px input); where that
+# is not smaller than the frame, the tracker sees the whole frame. The window follows the box and
+# keeps its size while the box fills this share of its height.
+WINDOW_PER_BOX = 1.6
+WINDOW_FILL = (0.5, 0.75)
+# The probe's tiles, these shares of the frame: the detector finds a person from about 70 px of its
+# 224 px input, 30% of the frame's height in a half, 45% in two thirds; a person a quarter of the
+# frame's height (a third) stands whole in one of the halves (two thirds)
+TILE_SHARES = (1 / 2, 2 / 3)
 BLANK_VALUE = 128
 DUPLICATE_IOU = 0.5  # two trackers on one person: the younger is dropped
 PROBE_MAX_IOU = 0.3  # a probe's find overlapping a tracked person is not a new person
@@ -185,8 +203,10 @@ class _Track:
     columns (landmarks, world landmarks, masks: 400 to 600 KB each) are mapped and unmapped whole.
     """
 
-    def __init__(self, pose, first: _Observation) -> None:
+    def __init__(self, pose, first: _Observation, window: np.ndarray | None = None) -> None:
         self.pose = pose
+        # a person found only in a tile is fed this window around them (:func:`_follow`)
+        self.window = window
         self.blocks: list[dict[str, np.ndarray]] = []  # packed, in frame order, before ``recent``
         self.recent = [first]  # never empty: its end is the latest observation
 
@@ -239,16 +259,22 @@ def _same_person(known: _Observation, new: _Observation) -> bool:
     )
 
 
-def _new_pose():
+def _new_pose(static: bool = False):
+    """A MediaPipe tracker, or with ``static`` a detector that treats every image on its own (the
+    probe's tiles: a tracker carries its person's region, and smooths landmarks and masks, in its
+    input's coordinates)."""
     import mediapipe as mp  # heavy import, only when keypoints are computed
 
     return mp.solutions.pose.Pose(
-        static_image_mode=False, model_complexity=MODEL_COMPLEXITY, enable_segmentation=True
+        static_image_mode=static, model_complexity=MODEL_COMPLEXITY, enable_segmentation=True
     )
 
 
-def _detect(pose, image: np.ndarray, frame: Frame) -> _Observation | None:
-    """MediaPipe on ``image`` (``frame``'s, perhaps blanked): the person it finds, or None.
+def _detect(pose, image: np.ndarray, frame: Frame, window: np.ndarray | None = None) -> _Observation | None:
+    """MediaPipe on ``image`` (``frame``'s, perhaps blanked), or on its ``window`` (x0, y0, x1, y1
+    pixels, int, the image's aspect) scaled to the image's size when given: the person it finds,
+    in the frame's coordinates, or None. A tracker must be fed images of one size (its mask
+    smoothing blends each mask with the previous one).
 
     MediaPipe's ``process`` returns a namedtuple class made for the call, its outputs (the
     segmentation mask a float image, 2 MB at 960x540) set as class attributes. A class is a
@@ -256,26 +282,38 @@ def _detect(pose, image: np.ndarray, frame: Frame) -> _Observation | None:
     rarer as a long clip's observations accumulate (resident size climbing 40 MB and more between
     collections); the outputs are dropped as soon as they are read.
     """
+    if window is not None:
+        x0, y0, x1, y1 = window
+        image = cv2.resize(image[y0:y1, x0:x1], image.shape[1::-1], interpolation=cv2.INTER_LINEAR)
     outputs = pose.process(image)
     try:
-        return None if outputs.pose_landmarks is None else _observe(outputs, frame)
+        return None if outputs.pose_landmarks is None else _observe(outputs, frame, window)
     finally:
         for name in outputs._fields:
             setattr(outputs, name, None)
 
 
-def _observe(result, frame: Frame) -> _Observation:
+def _observe(result, frame: Frame, window: np.ndarray | None) -> _Observation:
+    """``result`` of MediaPipe on ``frame``'s image or its ``window``, in the frame's coordinates."""
     height, width = frame.image.shape[:2]
+    origin, size = (
+        (np.zeros(2), np.array([width, height])) if window is None else (window[:2], window[2:] - window[:2])
+    )
     landmarks = np.array(
         [(p.x, p.y, p.z, p.visibility) for p in result.pose_landmarks.landmark], dtype=np.float32
     )
     world = np.array([(p.x, p.y, p.z) for p in result.pose_world_landmarks.landmark], dtype=np.float32)
-    xy_px = landmarks[:, :2] * (width, height)
+    xy_px = landmarks[:, :2] * size + origin
+    landmarks[:, :2] = xy_px / (width, height)  # normalised to the frame; z is scaled like x
+    landmarks[:, 2] *= size[0] / width
     low, high = xy_px.min(axis=0), xy_px.max(axis=0)
     margin = (high - low) * BOX_MARGIN
     box = np.concatenate([np.floor(low - margin), np.ceil(high + margin)]).astype(int)
     box = np.clip(box, 0, [width, height, width, height])
-    x0, y0, x1, y1 = box
+    # the box in the mask's pixels (the mask has the image's size, the window scaled to it)
+    x0, y0, x1, y1 = np.round((box - np.tile(origin, 2)) * np.tile((width, height) / size, 2)).astype(int)
+    x0, x1 = np.clip([x0, x1], 0, width)
+    y0, y1 = np.clip([y0, y1], 0, height)
     crop = result.segmentation_mask[y0:y1, x0:x1] if x1 > x0 and y1 > y0 else np.zeros((1, 1), np.float32)
     small = cv2.resize(crop, MASK_SHAPE[::-1], interpolation=cv2.INTER_AREA) > 0.5
     return _Observation(
@@ -289,6 +327,79 @@ def _observe(result, frame: Frame) -> _Observation:
         hip_centre(xy_px),
         float(torso_length(xy_px)),
     )
+
+
+def _window(box: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray | None:
+    """The window (x0, y0, x1, y1) around ``box`` a tracker is fed: the image's aspect,
+    :data:`WINDOW_PER_BOX` times the box on its tighter side, moved inside the image; None where it
+    would not be smaller than the image."""
+    height, width = image_shape[:2]
+    window_height = WINDOW_PER_BOX * max(box[3] - box[1], (box[2] - box[0]) * height / width)
+    if window_height >= height:
+        return None
+    return _centred(box, np.ceil([window_height * width / height, window_height]).astype(int), image_shape)
+
+
+def _centred(box: np.ndarray, size: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
+    """The window (x0, y0, x1, y1) of ``size`` (width, height) centred on ``box``, moved inside the image."""
+    height, width = image_shape[:2]
+    centre = (np.asarray(box[:2]) + np.asarray(box[2:])) / 2
+    origin = np.clip(np.round(centre - size / 2).astype(int), 0, [width, height] - size)
+    return np.concatenate([origin, origin + size])
+
+
+def _follow(window: np.ndarray | None, box: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray | None:
+    """The window to feed a windowed tracker whose person was last in ``box``: centred on the box,
+    its size kept while the box fills :data:`WINDOW_FILL` of its height (so the person stands
+    where the tracker last saw them, in its input's coordinates, which its state is in), else a
+    new :func:`_window`; None (the frame) once that is None. A tracker fed the frame keeps it."""
+    if window is None:
+        return None
+    size = window[2:] - window[:2]
+    if not WINDOW_FILL[0] <= (box[3] - box[1]) / size[1] <= WINDOW_FILL[1]:
+        return _window(box, image_shape)
+    return _centred(box, size, image_shape)
+
+
+def _tiles(image_shape: tuple[int, ...]) -> list[np.ndarray]:
+    """Windows (x0, y0, x1, y1) of each of :data:`TILE_SHARES` of the image's width and height,
+    three across and three down, from the top left corner to the bottom right one."""
+    height, width = image_shape[:2]
+    tiles = []
+    for share in TILE_SHARES:
+        size = np.round(share * np.array([width, height])).astype(int)
+        starts = [
+            np.round(np.linspace(0, extent - side, 3)).astype(int)
+            for extent, side in zip((width, height), size, strict=True)
+        ]
+        tiles += [np.array([x0, y0, x0 + size[0], y0 + size[1]]) for y0 in starts[1] for x0 in starts[0]]
+    return tiles
+
+
+def _tile_find(frame: Frame) -> tuple[_Observation | None, object, np.ndarray | None]:
+    """A person found whole in one of ``frame``'s :func:`_tiles` by a detector, then by a new
+    tracker fed the :func:`_window` around them: (its observation, that tracker, the window), or
+    (None, None, None). Whole: their landmarks within the tile, except where the tile's edge is
+    the frame's (MediaPipe places a cut-off person's hidden landmarks beyond the image)."""
+    height, width = frame.image.shape[:2]
+    with closing(_new_pose(static=True)) as detector:
+        for tile in _tiles(frame.image.shape):
+            found = _detect(detector, frame.image, frame, tile)
+            if found is None:
+                continue
+            xy_px = found.landmarks[:, :2] * (width, height)
+            low = np.where(tile[:2] > 0, tile[:2], -np.inf)
+            high = np.where(tile[2:] < (width, height), tile[2:], np.inf)
+            if (xy_px >= low).all() and (xy_px <= high).all():
+                break
+        else:
+            return None, None, None
+    tracker, window = _new_pose(), _window(found.box, frame.image.shape)
+    locked = _detect(tracker, frame.image, frame, window)
+    if locked is None:
+        tracker.close()
+        return None, None, None
+    return locked, tracker, window
 
 
 def _blanked(image: np.ndarray, boxes: Sequence[np.ndarray], keep: np.ndarray | None) -> np.ndarray:
@@ -327,14 +438,17 @@ def _track_people(
             times.append(frame.time_s)
             for track in list(active):
                 others = [t.last.box for t in active if t is not track]
-                observation = _detect(track.pose, _blanked(frame.image, others, keep=track.last.box), frame)
+                track.window = _follow(track.window, track.last.box, frame.image.shape)
+                observation = _detect(
+                    track.pose, _blanked(frame.image, others, keep=track.last.box), frame, track.window
+                )
                 if observation is None:
                     active.remove(track)
                     track.pose.close()
                     continue
                 if not _same_person(track.last, observation):
                     active.remove(track)
-                    successor = _Track(track.pose, observation)
+                    successor = _Track(track.pose, observation, track.window)
                     active.append(successor)
                     tracks.append(successor)
                 else:
@@ -345,15 +459,19 @@ def _track_people(
                     younger.pose.close()
             if not active or (frame.index % probe_every == 0 and len(active) < MAX_TRACKS):
                 spare = spare or _new_pose()
-                observation = _detect(spare, _blanked(frame.image, [t.last.box for t in active], None), frame)
-                if observation is not None:
-                    if all(_iou(observation.box, t.last.box) < PROBE_MAX_IOU for t in active):
-                        active.append(_Track(spare, observation))
+                blanked = _blanked(frame.image, [t.last.box for t in active], None)
+                found, finder, window = _detect(spare, blanked, frame), spare, None
+                if found is not None:
+                    spare = None
+                elif not active and frame.index % probe_every == 0:
+                    found, finder, window = _tile_find(frame)
+                if found is not None:
+                    if all(_iou(found.box, t.last.box) < PROBE_MAX_IOU for t in active):
+                        active.append(_Track(finder, found, window))
                         tracks.append(active[-1])
                         _backfill(active[-1], frame, recent, tracks)
                     else:
-                        spare.close()
-                    spare = None
+                        finder.close()
             recent.append(frame)
             if frame.index % PROGRESS_EVERY == 0:
                 progress(frame.index / max(info.frames, 1), f"frame {frame.index} of {info.frames}")
@@ -370,21 +488,23 @@ def _backfill(track: _Track, found_in: Frame, recent: deque[Frame], tracks: list
 
     MediaPipe's detector misses people that its tracker follows (partly hidden, small, backlit),
     so a person is often visible some frames before a probe finds them. A fresh tracker locks on
-    in ``found_in`` (blanked as for the probe, so it finds the same person), then goes backwards
-    until it loses the person, jumps, reaches another track's person, or runs out of frames.
+    in ``found_in`` (blanked as for the probe, so it finds the same person, and fed the track's
+    window), then goes backwards until it loses the person, jumps, reaches another track's person,
+    or runs out of frames.
     """
     if not recent:
         return
-    pose = _new_pose()
+    pose, window = _new_pose(), track.window
     try:
         others_now = [b for t in tracks if t is not track and (b := t.box_at(found_in.index)) is not None]
-        if _detect(pose, _blanked(found_in.image, others_now, keep=None), found_in) is None:
+        if _detect(pose, _blanked(found_in.image, others_now, keep=None), found_in, window) is None:
             return
         earlier: list[_Observation] = []
         for frame in reversed(recent):
             first = earlier[-1] if earlier else track.last  # a new track's only observation
             others = [box for t in tracks if t is not track and (box := t.box_at(frame.index)) is not None]
-            observation = _detect(pose, _blanked(frame.image, others, keep=first.box), frame)
+            window = _follow(window, first.box, frame.image.shape)
+            observation = _detect(pose, _blanked(frame.image, others, keep=first.box), frame, window)
             if observation is None:
                 break
             if not _same_person(first, observation) or any(

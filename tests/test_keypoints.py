@@ -179,6 +179,32 @@ def test_walker_toward_the_camera_beats_a_bystander_present_longer(tmp_path, spr
     assert torso[-1] > 1.8 * torso[0]
 
 
+def test_a_small_walker_far_from_the_camera_is_found_and_followed(tmp_path, sprite, walk):
+    # the walker at a third of the sprite's size, 104 px tall in a 360 px frame: MediaPipe's
+    # detector sees the whole frame at 224 px, where the walker is 36 px tall, and finds nobody
+    # (it did in none of these frames); the probe's tiles find them and their window follows them
+    small = cv2.resize(sprite, (52, 104), interpolation=cv2.INTER_AREA)
+
+    def make_frame(index: int, width: int, height: int) -> np.ndarray:
+        frame = np.full((height, width, 3), (120, 150, 140), np.uint8)
+        frame[150:254, 100 + 3 * index : 152 + 3 * index] = small
+        return frame
+
+    path = write_clip(tmp_path / "far.mp4", 40, FPS, CANVAS, make_frame)
+    keypoints = extract_keypoints(path, max_side=None, use_cache=False)
+    assert keypoints.detected.all()
+    offsets = hip_centre(keypoints.landmarks_px)[:, 0] - (100 + 3 * np.arange(40))
+    assert np.ptp(offsets) < 4.0 and 10 < np.median(offsets) < 42  # on the walker, moving with them
+    # the same pose as the full-size walker's, at a third of its size
+    _, full = walk
+    ratio = np.median(torso_length(keypoints.landmarks_px)) / np.median(torso_length(full.landmarks_px))
+    assert abs(ratio - 1 / 3) < 0.03
+    mask = keypoints.person_mask(20)  # as test_person_mask_covers_the_walker's
+    inside = np.zeros_like(mask)
+    inside[150:254, 160:212] = True
+    assert mask.sum() > 0.2 * inside.sum() and (mask & inside).sum() > 0.97 * mask.sum()
+
+
 def _moving_points(frames: int) -> Keypoints:
     """Keypoints of 33 points scattered over 200 px, all moving 5 px a frame to the right."""
     base = np.random.default_rng(0).uniform(0, 200, (33, 3)).astype(np.float32)
