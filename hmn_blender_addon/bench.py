@@ -414,11 +414,12 @@ def screening_ranking(clips: list[dict]) -> dict[str, dict] | None:
     """How often the estimates order clips of one walk as they were made (issue 8's screening checks).
 
     Each clip: {"walk" (seeds and view), "rom_scale", "asymmetry" (as made), "lumbar_rom_deg"
-    {plane: estimated mean ROM}, "symmetry_index_pct" (estimated spinal SI)}. Per plane, over the
-    views that show it (:data:`PLANES_SHOWN`): the share of pairs of a walk's symmetric clips made at
-    different ROM scales whose estimated ROMs order as the scales do; and the share of asymmetric
-    clips whose estimated symmetry index exceeds their symmetric twin's (same walk and scale).
-    None when the set has neither kind of pair."""
+    {plane: estimated mean ROM}, "symmetry_index_pct" (the estimated indices as in report.json:
+    spinal, lateral_bending, axial_rotation)}. Per plane, over the views that show it
+    (:data:`PLANES_SHOWN`): the share of pairs of a walk's symmetric clips made at different ROM
+    scales whose estimated ROMs order as the scales do; and the share of asymmetric clips whose
+    estimated spinal symmetry index exceeds their symmetric twin's (same walk and scale), and the
+    same by each of its two parts. None when the set has neither kind of pair."""
     symmetric = [c for c in clips if c["asymmetry"] == 0.0]
     scale_pairs = [
         (a, b)
@@ -447,11 +448,15 @@ def screening_ranking(clips: list[dict]) -> dict[str, dict] | None:
                 "ranked_correctly": float(np.mean(ordered)),
             }
     if twins:
-        result["asymmetry"] = {
-            "pairs": float(len(twins)),
-            "ranked_correctly": float(
-                np.mean([a["symmetry_index_pct"] > b["symmetry_index_pct"] for a, b in twins])
-            ),
+        result["asymmetry"] = {"pairs": float(len(twins))} | {
+            key: float(
+                np.mean([a["symmetry_index_pct"][index] > b["symmetry_index_pct"][index] for a, b in twins])
+            )
+            for key, index in (
+                ("ranked_correctly", "spinal"),
+                ("ranked_correctly_lateral_bending", "lateral_bending"),
+                ("ranked_correctly_axial_rotation", "axial_rotation"),
+            )
         }
     return result or None
 
@@ -571,7 +576,7 @@ def run_bench(folders: list[Path], progress: Progress, smoother_rows: bool = Tru
                     "lumbar_rom_deg": {
                         plane: estimated["lumbar_rom_deg"][plane]["mean"] for plane in LUMBAR_PLANES
                     },
-                    "symmetry_index_pct": estimated["symmetry_index_pct"]["spinal"],
+                    "symmetry_index_pct": estimated["symmetry_index_pct"],
                 },
             }
         )
@@ -753,7 +758,9 @@ def _screening_lines(screening: dict | None) -> list[str]:
         twins = screening["asymmetry"]
         lines.append(
             f"asymmetry ranking: {100 * twins['ranked_correctly']:.0f}% of {twins['pairs']:.0f} "
-            "--asymmetry clips get a higher symmetry index than their symmetric twin"
+            "--asymmetry clips get a higher symmetry index than their symmetric twin (by its lateral "
+            f"bending part alone {100 * twins['ranked_correctly_lateral_bending']:.0f}%, by its axial "
+            f"rotation part alone {100 * twins['ranked_correctly_axial_rotation']:.0f}%)"
         )
     return lines
 

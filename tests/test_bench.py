@@ -233,14 +233,17 @@ def test_screening_design_makes_each_walk_at_three_rom_scales_and_an_asymmetric_
 
 
 def test_screening_ranking_orders_rom_scales_per_plane_in_its_views_and_asymmetric_twins():
-    def clip(walk, view, scale, asymmetry, sagittal, frontal, transverse, symmetry_index):
+    def clip(walk, view, scale, asymmetry, sagittal, frontal, transverse, symmetry_index, lateral=0.0):
         rom = {"sagittal": sagittal, "frontal": frontal, "transverse": transverse}
+        # the spinal index is the mean of its two parts: the lateral bending one given, the axial
+        # rotation one what makes that mean
+        parts = {"lateral_bending": lateral, "axial_rotation": 2 * symmetry_index - lateral}
         return {
             "walk": [walk, walk, view],
             "rom_scale": scale,
             "asymmetry": asymmetry,
             "lumbar_rom_deg": rom,
-            "symmetry_index_pct": symmetry_index,
+            "symmetry_index_pct": {"spinal": symmetry_index, **parts},
         }
 
     clips = [
@@ -252,9 +255,11 @@ def test_screening_ranking_orders_rom_scales_per_plane_in_its_views_and_asymmetr
         clip(1, "oblique", 0.5, 0.0, 9.0, 5.0, 4.0, 10.0),
         clip(1, "oblique", 1.0, 0.0, 1.0, 4.0, 8.0, 12.0),  # frontal lower than at 0.5: misranked
         clip(1, "oblique", 1.5, 0.0, 5.0, 15.0, 7.0, 11.0),  # transverse lower than at 1.0: misranked
-        clip(1, "oblique", 1.0, 0.3, 4.5, 10.0, 8.0, 30.0),  # its twin (scale 1) has 12: ranked
+        # its twin (scale 1) has 12: ranked, by its axial part (61 against 24) too, not its lateral one
+        clip(1, "oblique", 1.0, 0.3, 4.5, 10.0, 8.0, 30.0, lateral=-1.0),
         clip(2, "oblique", 1.0, 0.0, 3.0, 9.0, 6.0, 25.0),
-        clip(2, "oblique", 1.0, 0.3, 3.0, 9.0, 6.0, 20.0),  # lower than its twin's 25: misranked
+        # lower than its twin's 25: misranked, by its lateral part (-5 against 0) and axial one (45, 50) too
+        clip(2, "oblique", 1.0, 0.3, 3.0, 9.0, 6.0, 20.0, lateral=-5.0),
         clip(3, "oblique", 0.5, 0.0, 9.0, 9.0, 9.0, 9.0),  # alone in its walk: no pair
     ]
     ranking = bench_module.screening_ranking(clips)
@@ -263,11 +268,17 @@ def test_screening_ranking_orders_rom_scales_per_plane_in_its_views_and_asymmetr
         "frontal": {"pairs": 3.0, "ranked_correctly": pytest.approx(2 / 3)},
         "transverse": {"pairs": 3.0, "ranked_correctly": pytest.approx(2 / 3)},
     }
-    assert ranking["asymmetry"] == {"pairs": 2.0, "ranked_correctly": 0.5}
+    assert ranking["asymmetry"] == {
+        "pairs": 2.0,
+        "ranked_correctly": 0.5,
+        "ranked_correctly_lateral_bending": 0.0,
+        "ranked_correctly_axial_rotation": 0.5,
+    }
     assert bench_module.screening_ranking(clips[9:]) is None
     assert bench_module._screening_lines(ranking) == [
         "lumbar ROM ranking: pairs of clips of one walk made at different --lumbar-rom-scale whose "
         "estimated ROMs order as made, per plane in the views that show it: sagittal 67% of 3, "
         "frontal 67% of 3, transverse 67% of 3",
-        "asymmetry ranking: 50% of 2 --asymmetry clips get a higher symmetry index than their symmetric twin",
+        "asymmetry ranking: 50% of 2 --asymmetry clips get a higher symmetry index than their symmetric twin "
+        "(by its lateral bending part alone 0%, by its axial rotation part alone 50%)",
     ]
