@@ -12,8 +12,9 @@ people and picks the walker afterwards:
   MediaPipe's tracker keeps people that its detector misses (partly hidden, small, backlit);
 - MediaPipe's person detector sees its whole input at 224 px and misses people far from the
   camera (a walker 130 to 230 px tall in a 640 x 480 front view went unseen for 64 frames, the
-  backfill recovering 30 of them). So while nobody is tracked, a probe that finds nobody in the
-  frame looks in overlapping tiles of it, halves then two thirds (:func:`_tiles`); a person found
+  backfill recovering 30 of them). So while nobody is tracked, every ``BACKFILL_S`` a probe that
+  finds nobody in the frame looks in overlapping tiles of it, halves then two thirds
+  (:func:`_tiles`; a clip without anyone then costs 1.7 times as much a frame); a person found
   whole in one is tracked in a window 1.6 times their size around them, scaled to the frame's
   size (:func:`_window`), which moves with them and keeps its size until they outgrow it (a
   tracker's state is in its input's coordinates: :func:`_follow`), until it would be the frame;
@@ -53,7 +54,7 @@ from .progress import Progress
 from .skeleton import MEDIAPIPE_LANDMARK_NAMES
 from .video import Frame, VideoInfo, iter_frames, probe_video
 
-KEYPOINTS_VERSION = 4  # bump when the output of this stage changes (invalidates cached entries)
+KEYPOINTS_VERSION = 5  # bump when the output of this stage changes (invalidates cached entries)
 NUM_LANDMARKS = len(MEDIAPIPE_LANDMARK_NAMES)
 MODEL_COMPLEXITY = 1
 DEFAULT_MAX_SIDE = 960
@@ -432,6 +433,8 @@ def _track_people(
     spare = None
     times: list[float] = []
     probe_every = max(1, round(PROBE_INTERVAL_S * info.fps))
+    # the tiles cost 18 detector calls: once a backfill's span, which then recovers the frames between
+    tile_every = max(1, round(BACKFILL_S * info.fps))
     recent: deque[Frame] = deque(maxlen=max(1, round(BACKFILL_S * info.fps)))
     try:
         for frame in iter_frames(info.path, max_side, info):
@@ -463,7 +466,7 @@ def _track_people(
                 found, finder, window = _detect(spare, blanked, frame), spare, None
                 if found is not None:
                     spare = None
-                elif not active and frame.index % probe_every == 0:
+                elif not active and frame.index % tile_every == 0:
                     found, finder, window = _tile_find(frame)
                 if found is not None:
                     if all(_iou(found.box, t.last.box) < PROBE_MAX_IOU for t in active):
