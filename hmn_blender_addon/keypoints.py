@@ -434,9 +434,10 @@ def _track_people(
     spare = None
     times: list[float] = []
     probe_every = max(1, round(PROBE_INTERVAL_S * info.fps))
-    # the tiles cost 18 detector calls: once a backfill's span, which then recovers the frames between
-    tile_every = max(1, round(BACKFILL_S * info.fps))
-    recent: deque[Frame] = deque(maxlen=max(1, round(BACKFILL_S * info.fps)))
+    # the frames a backfill can go back over; the tiles (18 detector calls) are looked in once that
+    # span, which the backfill then recovers
+    backfill_frames = max(1, round(BACKFILL_S * info.fps))
+    recent: deque[Frame] = deque(maxlen=backfill_frames)
     try:
         for frame in iter_frames(info.path, max_side, info):
             times.append(frame.time_s)
@@ -467,7 +468,7 @@ def _track_people(
                 found, finder, window = _detect(spare, blanked, frame), spare, None
                 if found is not None:
                     spare = None
-                elif not active and frame.index % tile_every == 0:
+                elif not active and frame.index % backfill_frames == 0:
                     found, finder, window = _tile_find(frame)
                 if found is not None:
                     if all(_iou(found.box, t.last.box) < PROBE_MAX_IOU for t in active):
