@@ -31,6 +31,7 @@ from .keypoints import DEFAULT_MAX_SIDE, Keypoints, extract_keypoints, keypoints
 from .kinematics import forward_kinematics
 from .metrics.view import view_azimuth_deg, view_of_walk
 from .paths import DATA_DIR
+from .pose_prior import load_pose_prior
 from .progress import Progress
 from .reconstruction import Reconstruction, save_reconstruction
 from .report import (
@@ -44,9 +45,13 @@ from .report import (
     world_from_camera,
     write_reports,
 )
-from .spine.dynamic import dynamic_spine, shaped_rest
+from .skeleton import SMPL_JOINT_INDEX
+from .spine.dynamic import SPINE_JOINTS, dynamic_spine, shaped_rest
 from .spine.morphology import PLAUSIBLE_PROFILE_DEG, SpineMorphology, spine_morphology
+from .spine.trunk_split import split_trunk
 from .video import probe_video
+
+TRUNK_JOINTS = [SMPL_JOINT_INDEX[name] for name in SPINE_JOINTS]  # spine1, spine2, spine3
 
 SAMPLE_CLIP = DATA_DIR / "sample_gait.mp4"  # the embedded sample that ``demo`` runs on
 SUBJECT_HEIGHT_RANGE_M = (0.5, 2.5)  # heights a walking subject can have (catches centimetres)
@@ -160,7 +165,8 @@ def fitted_motion(
     video_path: str | os.PathLike, settings: RunSettings, progress: Progress, timer: StageTimer
 ) -> tuple[Keypoints, BodyModel, BodyFit, np.ndarray, np.ndarray]:
     """The first half of ``run``: keypoints, body, fit, then the smoothed local rotations
-    (T, 24, 3) and translation (T, 3) in the camera frame."""
+    (T, 24, 3), the trunk's bend shared among the spine joints as walking shares it
+    (:mod:`.spine.trunk_split`), and translation (T, 3) in the camera frame."""
     from .temporal.smooth import smooth_motion
 
     video_path = Path(video_path)
@@ -177,6 +183,7 @@ def fitted_motion(
     with timer("smoothing"), progress.stage(0.75, 0.8, f"smoothing ({settings.smoother})") as stage:
         local = np.concatenate([fit.global_orient[:, None], fit.body_pose.reshape(-1, 23, 3)], axis=1)
         rotations, transl = smooth_motion(local, fit.transl, keypoints.fps, settings.smoother)
+        rotations[:, TRUNK_JOINTS] = split_trunk(rotations[:, TRUNK_JOINTS], load_pose_prior().trunk_split)
         stage(1.0, "done")
     release_free_memory()
     return keypoints, body, fit, rotations, transl

@@ -3,11 +3,12 @@
 The fitting's pose term is the Mahalanobis distance of the 23 joint rotations (axis-angle, 69
 values) from the CMU walks' mean; its joint-limit term keeps each rotation component within the
 range those walks visit, widened by ``LIMIT_MARGIN_RAD`` (data-driven limits need no sign
-conventions per joint, and walking is all the tool measures). Each walk's pelvis is levelled first
-(:func:`levelled_pelvis`): the hips' and spine1's rotations are relative to the pelvis, and a
-mocap root's mean orientation relative to the walk is its skeleton's calibration, not the
-walker's posture. Shipped as
-``data/pose_prior.npz``; rebuilt deterministically with
+conventions per joint, and walking is all the tool measures). Each walk's pelvis is levelled
+first (:func:`levelled_pelvis`): the hips' and spine1's rotations are relative to the pelvis, and
+a mocap root's mean orientation relative to the walk is its skeleton's calibration, not the
+walker's posture. The prior also holds how the walks share the trunk's bend among the three spine
+joints (:mod:`.spine.trunk_split`). Shipped as ``data/pose_prior.npz``; rebuilt deterministically
+with
 
     python -m hmn_blender_addon.pose_prior --mocap-dir ../shared/data/mocap/cmu_walk
 """
@@ -26,6 +27,7 @@ from .atomic import atomic_path
 from .errors import HMNError
 from .metrics.angles import lab_rotation, pelvic_angles, rotation_from_cardan
 from .paths import DATA_DIR
+from .spine.trunk_split import fit_trunk_split
 
 PRIOR_PATH = DATA_DIR / "pose_prior.npz"
 LIMIT_MARGIN_RAD = np.radians(15.0)
@@ -34,16 +36,19 @@ LIMIT_MARGIN_RAD = np.radians(15.0)
 COVARIANCE_RIDGE = 0.01**2
 NUM_BODY_POSE = 69
 PELVIS_CHILDREN = (1, 2, 3)  # left_hip, right_hip, spine1: the joints whose parent is the pelvis
+SPINE_BODY_JOINTS = (2, 5, 8)  # spine1, spine2, spine3 among the body pose's 23 joints
 
 
 @dataclass(frozen=True)
 class PosePrior:
-    """mean (69,), precision_cholesky (69, 69) with precision = L @ L.T, lower/upper (69,) radians."""
+    """mean (69,), precision_cholesky (69, 69) with precision = L @ L.T, lower/upper (69,) radians;
+    trunk_split (3, 3): :func:`.spine.trunk_split.fit_trunk_split` of the walks."""
 
     mean: np.ndarray
     precision_cholesky: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
+    trunk_split: np.ndarray
 
 
 def levelled_pelvis(local_rotvec_rad: np.ndarray, root_transl_m: np.ndarray) -> np.ndarray:
@@ -84,9 +89,9 @@ def clip_body_poses(local_rotvec_rad: np.ndarray, root_transl_m: np.ndarray) -> 
     return levelled[:, 1:].reshape(len(levelled), NUM_BODY_POSE)
 
 
-def fit_pose_prior(body_poses: np.ndarray) -> PosePrior:
-    """Fit the prior to (N, 69) axis-angle body poses."""
-    poses = np.asarray(body_poses, dtype=np.float64)
+def fit_pose_prior(walks: list[np.ndarray]) -> PosePrior:
+    """Fit the prior to walks' (T_i, 69) axis-angle body poses."""
+    poses = np.concatenate(walks).astype(np.float64)
     mean = poses.mean(axis=0)
     covariance = np.cov(poses, rowvar=False) + COVARIANCE_RIDGE * np.eye(poses.shape[1])
     precision = np.linalg.inv(covariance)
@@ -95,6 +100,7 @@ def fit_pose_prior(body_poses: np.ndarray) -> PosePrior:
         precision_cholesky=np.linalg.cholesky(precision).astype(np.float32),
         lower=(poses.min(axis=0) - LIMIT_MARGIN_RAD).astype(np.float32),
         upper=(poses.max(axis=0) + LIMIT_MARGIN_RAD).astype(np.float32),
+        trunk_split=fit_trunk_split([w.reshape(len(w), 23, 3)[:, SPINE_BODY_JOINTS] for w in walks]),
     )
 
 
@@ -117,19 +123,20 @@ def load_pose_prior(path: Path = PRIOR_PATH) -> PosePrior:
             prior = PosePrior(**{name: data[name] for name in PosePrior.__dataclass_fields__})
     except (OSError, KeyError, ValueError) as exc:
         raise HMNError(path, f"cannot read the pose prior ({exc})") from exc
-    if prior.mean.shape != (NUM_BODY_POSE,) or prior.precision_cholesky.shape != (NUM_BODY_POSE,) * 2:
+    shapes = (prior.mean.shape, prior.precision_cholesky.shape, prior.trunk_split.shape)
+    if shapes != ((NUM_BODY_POSE,), (NUM_BODY_POSE,) * 2, (3, 3)):
         raise HMNError(path, "the pose prior has the wrong shape")
     return prior
 
 
-def walking_body_poses(mocap_dir: Path, exclude_subjects: frozenset[str] = frozenset()) -> np.ndarray:
-    """(N, 69) body poses of the CMU walks in ``mocap_dir`` (subjects in ``exclude_subjects`` left out)."""
+def walking_body_poses(mocap_dir: Path, exclude_subjects: frozenset[str] = frozenset()) -> list[np.ndarray]:
+    """Per CMU walk in ``mocap_dir`` (subjects in ``exclude_subjects`` left out), its (T_i, 69) body poses."""
     from .mocap import walking_clips
 
     clips = [c for c in walking_clips(mocap_dir) if c.subject not in exclude_subjects]
     if not clips:
         raise HMNError(mocap_dir, "no walking clips to fit the pose prior to")
-    return np.concatenate([clip_body_poses(c.local_rotvec_rad, c.root_transl_m) for c in clips])
+    return [clip_body_poses(c.local_rotvec_rad, c.root_transl_m) for c in clips]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,12 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=PRIOR_PATH)
     args = parser.parse_args(argv)
     try:
-        poses = walking_body_poses(args.mocap_dir)
-        save_pose_prior(fit_pose_prior(poses), args.out)
+        walks = walking_body_poses(args.mocap_dir)
+        save_pose_prior(fit_pose_prior(walks), args.out)
     except HMNError as err:
         print(f"pose_prior: error: {err}", file=sys.stderr)
         return 2
-    print(f"{args.out}: pose prior from {len(poses)} frames")
+    print(f"{args.out}: pose prior from {sum(map(len, walks))} frames of {len(walks)} walks")
     return 0
 
 

@@ -23,17 +23,18 @@ def clips(shared_data):
     return walking_clips(shared_data / "mocap" / "cmu_walk")
 
 
-def poses_of(clips, subjects):
-    return np.concatenate(
-        [clip_body_poses(c.local_rotvec_rad, c.root_transl_m) for c in clips if c.subject in subjects]
-    )
+def walks_of(clips, subjects):
+    return [clip_body_poses(c.local_rotvec_rad, c.root_transl_m) for c in clips if c.subject in subjects]
 
 
 def test_shipped_prior_is_the_fit_to_all_walks(clips):
     shipped = load_pose_prior()
-    refit = fit_pose_prior(poses_of(clips, {c.subject for c in clips}))
+    refit = fit_pose_prior(walks_of(clips, {c.subject for c in clips}))
     np.testing.assert_allclose(shipped.mean, refit.mean, atol=1e-6)
     np.testing.assert_allclose(shipped.precision_cholesky, refit.precision_cholesky, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(shipped.trunk_split, refit.trunk_split, atol=1e-9)
+    # the CMU walks bend their trunk mostly at spine1 (about L4 on the open body) in every plane
+    assert (shipped.trunk_split[0] > 0.7).all() and np.abs(shipped.trunk_split[1:]).max() < 0.15
 
 
 def test_levelling_moves_the_pelvis_mean_orientation_into_its_children_and_keeps_every_segment():
@@ -75,8 +76,8 @@ def test_the_prior_sees_levelled_walks(clips):
 def test_held_out_walking_poses_score_far_better_than_perturbed_ones(clips):
     held_out = "cmu_08"
     subjects = {c.subject for c in clips}
-    prior = fit_pose_prior(poses_of(clips, subjects - {held_out}))
-    walking = poses_of(clips, {held_out})
+    prior = fit_pose_prior(walks_of(clips, subjects - {held_out}))
+    walking = np.concatenate(walks_of(clips, {held_out}))
     perturbed = walking + np.random.default_rng(0).normal(0, 0.3, walking.shape)
     assert np.median(mahalanobis_sq(prior, walking)) * 5 < np.median(mahalanobis_sq(prior, perturbed))
     inside = (walking >= prior.lower) & (walking <= prior.upper)

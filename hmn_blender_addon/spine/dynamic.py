@@ -1,14 +1,15 @@
 """The dynamic spine: the subject's vertebra chain moved by the smoothed SMPL trunk motion (DESIGN.md 5).
 
 SMPL's trunk bends at three joints (spine1, spine2, spine3; on the open body at about L4, L1 and
-T9). Each of their parent-relative rotations is spread over the intervertebral joints nearest to
-it (those whose heads lie between the midpoints to the neighbouring SMPL spine joints; spine1
-takes the levels from L5-S1 up, spine3 those up to C7-T1), per plane in proportion to White &
-Panjabi's segmental ranges (:mod:`.segments`): Cardan angles (flexion, lateral bending, axial
-rotation) scaled by the share and recomposed. The C7-T1 joint takes no share (the cervicothoracic
-motion belongs to SMPL's neck). S1 moves rigidly with the pelvis. So the chain's total bend
-follows SMPL's trunk, lumbar levels take most of the flexion, thoracic levels most of the axial
-rotation.
+T9), which share the trunk's bend as walking shares it (:mod:`.trunk_split`, applied to the
+smoothed motion before the spine is built). Each of their parent-relative rotations is spread
+over the intervertebral joints nearest to it (those whose heads lie between the midpoints to the
+neighbouring SMPL spine joints; spine1 takes the levels from L5-S1 up, spine3 those up to C7-T1),
+per plane in proportion to White & Panjabi's segmental ranges (:mod:`.segments`): Cardan angles
+(flexion, lateral bending, axial rotation) scaled by the share and recomposed. The C7-T1 joint
+takes no share (the cervicothoracic motion belongs to SMPL's neck). S1 moves rigidly with the
+pelvis. So the chain's total bend follows SMPL's trunk, lumbar levels take most of the flexion,
+thoracic levels most of the axial rotation.
 
 Every vertebra bone's rest frame is the body's axes (x left, y up, z anterior), as SMPL's joints,
 so the vertebra rotations are also section 6's anatomical frames (identity in the static posture).
