@@ -45,13 +45,10 @@ from .report import (
     world_from_camera,
     write_reports,
 )
-from .skeleton import SMPL_JOINT_INDEX
-from .spine.dynamic import SPINE_JOINTS, dynamic_spine, shaped_rest
+from .spine.dynamic import dynamic_spine, shaped_rest
 from .spine.morphology import PLAUSIBLE_PROFILE_DEG, SpineMorphology, spine_morphology
-from .spine.trunk_split import split_trunk
+from .spine.trunk_split import TRUNK_JOINTS, split_trunk
 from .video import probe_video
-
-TRUNK_JOINTS = [SMPL_JOINT_INDEX[name] for name in SPINE_JOINTS]  # spine1, spine2, spine3
 
 SAMPLE_CLIP = DATA_DIR / "sample_gait.mp4"  # the embedded sample that ``demo`` runs on
 SUBJECT_HEIGHT_RANGE_M = (0.5, 2.5)  # heights a walking subject can have (catches centimetres)

@@ -27,7 +27,7 @@ from .atomic import atomic_path
 from .errors import HMNError
 from .metrics.angles import lab_rotation, pelvic_angles, rotation_from_cardan
 from .paths import DATA_DIR
-from .spine.trunk_split import fit_trunk_split
+from .spine.trunk_split import TRUNK_JOINTS, fit_trunk_split
 
 PRIOR_PATH = DATA_DIR / "pose_prior.npz"
 LIMIT_MARGIN_RAD = np.radians(15.0)
@@ -36,7 +36,7 @@ LIMIT_MARGIN_RAD = np.radians(15.0)
 COVARIANCE_RIDGE = 0.01**2
 NUM_BODY_POSE = 69
 PELVIS_CHILDREN = (1, 2, 3)  # left_hip, right_hip, spine1: the joints whose parent is the pelvis
-SPINE_BODY_JOINTS = (2, 5, 8)  # spine1, spine2, spine3 among the body pose's 23 joints
+SPINE_BODY_JOINTS = [joint - 1 for joint in TRUNK_JOINTS]  # among the body pose's 23 (no root)
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,11 @@ from ..body.model import BodyModel
 from ..metrics.angles import cardan_angles, rotation_from_cardan
 from ..skeleton import NUM_SMPL_JOINTS, SMPL_JOINT_INDEX, VERTEBRA_NAMES
 from .segments import LUMBAR_LEVEL_ROM, THORACIC_LEVEL_ROM, chain_world
+from .trunk_split import TRUNK_JOINTS
 
 if TYPE_CHECKING:
     from .morphology import SpineMorphology
 
-SPINE_JOINTS: tuple[str, ...] = ("spine1", "spine2", "spine3")
 # (18, 3) ranges of the joints L5-S1 .. C7-T1 (flexion-extension, lateral bending, axial rotation)
 LEVEL_ROM_DEG = np.vstack([LUMBAR_LEVEL_ROM, THORACIC_LEVEL_ROM, np.zeros((1, 3))])
 FRAME_CHUNK = 1000  # frames moved at a time (see dynamic_spine)
@@ -77,12 +77,12 @@ def shaped_rest(body: BodyModel, betas: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def level_groups(rest_joints_m: np.ndarray, rest_heads_m: np.ndarray) -> np.ndarray:
-    """(18,) index into :data:`SPINE_JOINTS` of the SMPL joint each intervertebral joint shares.
+    """(18,) index into :data:`.trunk_split.SPINE_JOINTS` of the SMPL joint each intervertebral joint shares.
 
     Joint k (the head of vertebra k) belongs to the SMPL spine joint nearest in height: the
     boundaries are the midpoints between spine1, spine2 and spine3.
     """
-    heights = rest_joints_m[[SMPL_JOINT_INDEX[n] for n in SPINE_JOINTS], 1]
+    heights = rest_joints_m[TRUNK_JOINTS, 1]
     bounds = 0.5 * (heights[:-1] + heights[1:])  # spine1|spine2, spine2|spine3
     return np.searchsorted(bounds, rest_heads_m[1:, 1])
 
@@ -101,7 +101,7 @@ def intervertebral_rotations(
     local_rotmats: np.ndarray, groups: np.ndarray, weights: np.ndarray
 ) -> np.ndarray:
     """(T, 18, 3, 3) rotations Q_k of the joints L5-S1 .. C7-T1 from SMPL's (T, 24, 3, 3) local rotations."""
-    spine = local_rotmats[:, [SMPL_JOINT_INDEX[n] for n in SPINE_JOINTS]]  # (T, 3, 3, 3)
+    spine = local_rotmats[:, TRUNK_JOINTS]  # (T, 3, 3, 3)
     angles = cardan_angles(spine)  # (T, 3 joints, 3 planes)
     return rotation_from_cardan(angles[:, groups] * weights)
 
@@ -165,7 +165,7 @@ def spine_skin_weights(
         weights: (V, 24) the body's skinning weights; rest_vertices_m: (V, 3) shaped rest mesh;
         rest_heads_m: (L, 3) rest vertebra heads (same frame), increasing in height.
     """
-    spine_columns = [SMPL_JOINT_INDEX[n] for n in SPINE_JOINTS]
+    spine_columns = TRUNK_JOINTS
     spine_weight = weights[:, spine_columns].sum(axis=1)
     count = len(rest_heads_m)
     heights = rest_heads_m[:, 1]

@@ -25,6 +25,10 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..metrics.angles import cardan_angles, rotation_from_cardan
+from ..skeleton import SMPL_JOINT_INDEX
+
+SPINE_JOINTS: tuple[str, ...] = ("spine1", "spine2", "spine3")
+TRUNK_JOINTS = [SMPL_JOINT_INDEX[name] for name in SPINE_JOINTS]  # their indices among SMPL's 24
 
 
 def _trunk_angles(spine_rotvec: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
