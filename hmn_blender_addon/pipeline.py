@@ -180,7 +180,8 @@ def fitted_motion(
     with timer("smoothing"), progress.stage(0.75, 0.8, f"smoothing ({settings.smoother})") as stage:
         local = np.concatenate([fit.global_orient[:, None], fit.body_pose.reshape(-1, 23, 3)], axis=1)
         rotations, transl = smooth_motion(local, fit.transl, keypoints.fps, settings.smoother)
-        rotations[:, TRUNK_JOINTS] = split_trunk(rotations[:, TRUNK_JOINTS], load_pose_prior().trunk_split)
+        prior = settings.fit.pose_prior or load_pose_prior()  # the prior the fit used
+        rotations[:, TRUNK_JOINTS] = split_trunk(rotations[:, TRUNK_JOINTS], prior.trunk_split)
         stage(1.0, "done")
     release_free_memory()
     return keypoints, body, fit, rotations, transl

@@ -165,8 +165,7 @@ def spine_skin_weights(
         weights: (V, 24) the body's skinning weights; rest_vertices_m: (V, 3) shaped rest mesh;
         rest_heads_m: (L, 3) rest vertebra heads (same frame), increasing in height.
     """
-    spine_columns = TRUNK_JOINTS
-    spine_weight = weights[:, spine_columns].sum(axis=1)
+    spine_weight = weights[:, TRUNK_JOINTS].sum(axis=1)
     count = len(rest_heads_m)
     heights = rest_heads_m[:, 1]
     segment_middles = 0.5 * (heights[:-1] + heights[1:])  # bones 0 .. L-2; bone L-1 (C7) above
@@ -180,5 +179,5 @@ def spine_skin_weights(
     np.add.at(vertebra, (rows, lower), spine_weight * (1.0 - fraction))
     np.add.at(vertebra, (rows, upper), spine_weight * fraction)
     smpl = np.array(weights, dtype=np.float64)
-    smpl[:, spine_columns] = 0.0
+    smpl[:, TRUNK_JOINTS] = 0.0
     return np.concatenate([smpl, vertebra], axis=1)

@@ -31,14 +31,13 @@ SPINE_JOINTS: tuple[str, ...] = ("spine1", "spine2", "spine3")
 TRUNK_JOINTS = [SMPL_JOINT_INDEX[name] for name in SPINE_JOINTS]  # their indices among SMPL's 24
 
 
-def _trunk_angles(spine_rotvec: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(T, 3, 3) axis-angle spine1..3 -> their (T, 3, 3, 3) rotations, (T, 3, 3) Cardan angles
-    (joint, plane) and the trunk's (T, 3, 3) rotation, their product."""
+def _trunk_angles(spine_rotvec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 3, 3) axis-angle spine1..3 -> their (T, 3, 3) Cardan angles (joint, plane) and the
+    trunk's (T, 3, 3) rotation, their product."""
     frames = len(spine_rotvec)
     rotations = Rotation.from_rotvec(np.asarray(spine_rotvec, np.float64).reshape(-1, 3))
     matrices = rotations.as_matrix().reshape(frames, 3, 3, 3)
-    trunk = matrices[:, 0] @ matrices[:, 1] @ matrices[:, 2]
-    return matrices, cardan_angles(matrices), trunk
+    return cardan_angles(matrices), matrices[:, 0] @ matrices[:, 1] @ matrices[:, 2]
 
 
 def fit_trunk_split(walks: Sequence[np.ndarray]) -> np.ndarray:
@@ -50,7 +49,7 @@ def fit_trunk_split(walks: Sequence[np.ndarray]) -> np.ndarray:
     """
     joint_parts, trunk_parts = [], []
     for spine_rotvec in walks:
-        _, joint_angles, trunk = _trunk_angles(spine_rotvec)
+        joint_angles, trunk = _trunk_angles(spine_rotvec)
         trunk_angles = cardan_angles(trunk)
         joint_parts.append(joint_angles - joint_angles.mean(axis=0))
         trunk_parts.append(trunk_angles - trunk_angles.mean(axis=0))
@@ -66,7 +65,7 @@ def split_trunk(spine_rotvec: np.ndarray, trunk_split: np.ndarray) -> np.ndarray
     trunk's angles' deviation from its mean; spine3 takes what the trunk's rotation leaves, so
     the thorax moves exactly as before.
     """
-    _, joint_angles, trunk = _trunk_angles(spine_rotvec)
+    joint_angles, trunk = _trunk_angles(spine_rotvec)
     trunk_angles = cardan_angles(trunk)
     deviation = trunk_angles - trunk_angles.mean(axis=0)  # (T, 3)
     lower = rotation_from_cardan(joint_angles[:, :2].mean(axis=0) + deviation[:, None] * trunk_split[:2])
